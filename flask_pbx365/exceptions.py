@@ -93,3 +93,7 @@ class FeatureUnavailableError(GraphError):
 
 class MalformedResponseError(GraphError):
     """Graph answered with something that is not the documented shape."""
+
+
+class ConnectionFailedError(GraphError):
+    """Microsoft 365 could not be reached: DNS, TLS trust, proxy, refused connection or timeout."""

@@ -1,0 +1,64 @@
+"""``PBX365_*`` configuration keys and their defaults.
+
+``PBX365.init_app`` applies each with ``app.config.setdefault``; the README lists them. Per-tenant options (the
+admin tabs) are not here: they live in the database, see :mod:`flask_pbx365.settings`.
+"""
+from __future__ import annotations
+
+#: Secret from which the key that encrypts private keys at rest is derived (HKDF-SHA256 → AES-256-GCM).
+#: ``None`` uses the app's ``SECRET_KEY``. To rotate: move the old value to ``PBX365_SECRET_KEY_FALLBACKS``, set the
+#: new one, run ``flask pbx365 keys reencrypt``, then drop the fallback.
+PBX365_SECRET_KEY: str | None = None
+
+#: Older secrets still accepted for decryption while a rotation is under way (newest first).
+PBX365_SECRET_KEY_FALLBACKS: list[str] = []
+
+#: Redis for RQ jobs, run locks and progress. ``None`` uses ``REDIS_URL``, then ``redis://localhost:6379/0``.
+PBX365_REDIS_URL: str | None = None
+
+#: The RQ queue every job of the extension goes to.
+PBX365_QUEUE: str = "pbx365"
+
+#: URL prefix of the public routes (OAuth redirect URI ``{prefix}/oauth2/callback``, change notifications).
+PBX365_URL_PREFIX: str = "/integrations/microsoft365"
+
+#: URL prefix of the admin tabs (Configure, User Sync, Sign In, Contacts, Mail).
+PBX365_ADMIN_URL_PREFIX: str = "/admin/integrations/microsoft365"
+
+#: The host's layout template the tabs render into; it must define ``{% block content %}`` (and may define
+#: ``{% block title %}``). The default is a minimal standalone page.
+PBX365_BASE_TEMPLATE: str = "pbx365/standalone_base.html"
+
+#: Validity of a generated certificate, in days (Entra accepts up to several years; the seeds use one year).
+PBX365_CERT_VALIDITY_DAYS: int = 365
+
+#: RSA key size of generated key pairs.
+PBX365_RSA_KEY_SIZE: int = 2048
+
+#: Days before a certificate's expiry at which the Configure tab warns and the admins get an email.
+PBX365_CERT_WARNING_DAYS: tuple[int, ...] = (30, 7)
+
+#: Timeout, in seconds, of every Microsoft Graph / Entra request.
+PBX365_HTTP_TIMEOUT: float = 30.0
+
+#: Retries of a throttled (429) or unavailable (503/504) Graph request before the run fails.
+PBX365_MAX_RETRIES: int = 6
+
+#: Upper bound of one backoff wait, in seconds.
+PBX365_MAX_BACKOFF: float = 60.0
+
+#: Proxies whose ``X-Forwarded-*`` headers are trusted when building redirect URIs (IP addresses; empty: none).
+PBX365_TRUSTED_PROXIES: list[str] = []
+
+#: Seconds between two passes of ``flask pbx365 scheduler``.
+PBX365_SCHEDULER_INTERVAL: float = 30.0
+
+#: How long a finished job's result is kept in Redis, in seconds (run history itself is in the database).
+PBX365_JOB_RESULT_TTL: int = 86400
+
+#: Maximum run time of one sync job, in seconds.
+PBX365_JOB_TIMEOUT: int = 3600
+
+DEFAULTS: dict[str, object] = {
+    name: value for name, value in dict(globals()).items() if name.startswith("PBX365_")
+}

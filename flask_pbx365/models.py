@@ -1,0 +1,119 @@
+"""The extension's tables, all prefixed ``pbx365_``.
+
+They live on their own :class:`~sqlalchemy.MetaData` (so the host's ``db.create_all()`` and the host's Alembic
+autogenerate never see them) but are read and written through the host's Flask-SQLAlchemy ``db.session`` and engine.
+Their schema is created by the extension's own migrations (``migrations/``, version table
+``pbx365_alembic_version``).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timestamp stored as naive UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantConfig(Base):
+    """One PBX tenant's Microsoft 365 connection (the Configure tab) and the options of the other tabs."""
+
+    __tablename__ = "pbx365_tenant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    client_id: Mapped[str | None] = mapped_column(sa.String(64))
+    directory_id: Mapped[str | None] = mapped_column(sa.String(36))
+    cloud: Mapped[str] = mapped_column(sa.String(16), default="global")
+    login_url: Mapped[str | None] = mapped_column(sa.String(255))
+    graph_url: Mapped[str | None] = mapped_column(sa.String(255))
+    ca_bundle: Mapped[str | None] = mapped_column(sa.String(1024))
+    #: Every tab but Configure, as in ``settings export`` (defaults filled in on read).
+    options: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    #: Redirect URIs that last completed an OAuth round trip, to warn when the portal or SBC domain changes.
+    verified_redirect_uris: Mapped[list] = mapped_column(sa.JSON, default=list)
+    consent_granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class KeyPair(Base):
+    """A key pair whose certificate the admin uploads to Entra. At most one per tenant is active."""
+
+    __tablename__ = "pbx365_key_pair"
+    __table_args__ = (sa.UniqueConstraint("tenant", "sha256", name="uq_pbx365_key_pair_tenant_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64), index=True)
+    sha1: Mapped[str] = mapped_column(sa.String(40))
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    certificate_pem: Mapped[str] = mapped_column(sa.Text)
+    #: The PKCS#8 private key, AES-256-GCM encrypted (see :mod:`flask_pbx365.crypto`).
+    private_key_encrypted: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(default=False)
+    #: Days-before-expiry warnings already mailed (e.g. ``[30]``), so each goes out once.
+    expiry_notices: Mapped[list] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SyncRun(Base):
+    """One run of a sync (users, contacts, presence): its state, counts and progress."""
+
+    __tablename__ = "pbx365_sync_run"
+    __table_args__ = (sa.Index("ix_pbx365_sync_run_tenant_created", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(24), default="queued")
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    trigger: Mapped[str] = mapped_column(sa.String(16), default="manual")
+    counts: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    progress: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    COUNT_NAMES = ("created", "updated", "linked", "disabled", "deleted", "skipped", "errors")
+
+    def as_json(self) -> dict:
+        """The ``sync ... --json`` shape of interfaces.md."""
+        counts = {name: int((self.counts or {}).get(name, 0)) for name in self.COUNT_NAMES}
+        return {"run_id": self.id, "kind": self.kind, "status": self.status, "counts": counts,
+                "message": self.message or ""}
