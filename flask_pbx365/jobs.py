@@ -1,0 +1,47 @@
+"""RQ plumbing: the queue, and a worker that runs every job inside the Flask app's context.
+
+Job functions are top-level and take IDs (tenant keys, run ids), never ORM objects, so they survive pickling and a
+worker restart. Views, the CLI and the scheduler enqueue them through :func:`get_queue`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from rq import Queue, Worker
+
+from .state import get_state
+
+
+def get_queue(app: Flask | None = None) -> Queue:
+    state = get_state(app)
+    cfg = state.app.config
+    return Queue(cfg["PBX365_QUEUE"], connection=state.redis(), default_timeout=int(cfg["PBX365_JOB_TIMEOUT"]))
+
+
+class AppWorker(Worker):
+    """An RQ worker whose work horse runs each job inside ``app.app_context()``.
+
+    The work horse is a fork of the worker: it drops the database connections inherited from the parent first,
+    because a pooled connection must never be shared across processes.
+    """
+
+    flask_app: Flask | None = None
+
+    def perform_job(self, job: Any, queue: Queue) -> bool:
+        app = self.flask_app
+        if app is None:
+            return super().perform_job(job, queue)
+        with app.app_context():
+            get_state(app).db.engine.dispose(close=False)
+            try:
+                return super().perform_job(job, queue)
+            finally:
+                get_state(app).db.session.remove()
+
+
+def make_worker(app: Flask, *, name: str | None = None) -> AppWorker:
+    state = get_state(app)
+    worker = AppWorker([state.app.config["PBX365_QUEUE"]], connection=state.redis(), name=name)
+    worker.flask_app = app
+    return worker

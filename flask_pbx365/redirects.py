@@ -1,0 +1,45 @@
+"""The OAuth redirect URIs a tenant registers in Entra: one per public domain (portal, and SBC when present)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from .state import get_state
+
+
+@dataclass(frozen=True)
+class RedirectURI:
+    label: str          # "Portal domain" / "SBC domain"
+    uri: str
+    changed: bool       # differs from every URI that last completed an OAuth round trip
+
+
+def callback_path() -> str:
+    return current_app.config["PBX365_URL_PREFIX"].rstrip("/") + "/oauth2/callback"
+
+
+def redirect_uris(tenant: str, verified: list[str] | None = None) -> list[RedirectURI]:
+    """The tenant's redirect URIs, flagged when a domain changed since the last successful sign-in or consent."""
+    urls = get_state().host.public_urls(tenant)
+    verified = verified or []
+    out = []
+    for label, base in (("Portal domain", urls.portal), ("SBC domain", urls.sbc)):
+        if base:
+            uri = base.rstrip("/") + callback_path()
+            out.append(RedirectURI(label, uri, bool(verified) and uri not in verified))
+    return out
+
+
+def redirect_uri_for_request(tenant: str, request_origin: str) -> str:
+    """The redirect URI of the domain the admin came through (portal or SBC); the portal's otherwise.
+
+    ``request_origin`` must already be trusted (ProxyFix only for configured proxies): a Host header outside the
+    tenant's public URLs never becomes a redirect URI.
+    """
+    uris = redirect_uris(tenant)
+    origin = request_origin.rstrip("/").lower()
+    for item in uris:
+        if item.uri.lower().startswith(origin + "/"):
+            return item.uri
+    return uris[0].uri

@@ -1,0 +1,127 @@
+"""When runs are due, and the dispatcher behind ``flask pbx365 scheduler``.
+
+Schedules are a time of day (``"00:00"``, in the tenant's time zone) or a cron expression. The dispatcher is
+idempotent across restarts and across several dispatchers: each due slot is claimed once in Redis (``SET NX``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from flask import Flask
+
+from .host import MailMessage
+from .models import KeyPair
+from .settings import get_settings
+from .state import get_state
+
+log = logging.getLogger("flask_pbx365.scheduler")
+
+#: kind -> function(tenant, trigger) that enqueues a run; the sync engines register here.
+DISPATCHERS: dict[str, Callable[[str, str], object]] = {}
+
+
+def _cron(schedule: str) -> str:
+    if ":" in schedule and " " not in schedule:
+        hour, minute = schedule.split(":")
+        return f"{int(minute)} {int(hour)} * * *"
+    return schedule
+
+
+def next_run(schedule: str, tz: str, after: datetime) -> datetime:
+    """The first slot of ``schedule`` strictly after ``after`` (UTC-aware in, UTC-aware out)."""
+    local = after.astimezone(ZoneInfo(tz))
+    return croniter(_cron(schedule), local).get_next(datetime).astimezone(timezone.utc)
+
+
+def previous_run(schedule: str, tz: str, before: datetime) -> datetime:
+    local = before.astimezone(ZoneInfo(tz))
+    return croniter(_cron(schedule), local).get_prev(datetime).astimezone(timezone.utc)
+
+
+def schedules(tenant: str) -> dict[str, tuple[str, str] | None]:
+    """kind -> (schedule, time zone) for the kinds that run automatically; ``None`` otherwise."""
+    s = get_settings(tenant)
+    tz = s["user_sync"]["timezone"]
+    return {
+        "users": (s["user_sync"]["schedule"], tz) if s["user_sync"]["mode"] == "automatic" else None,
+        "contacts": (s["contacts"]["schedule"], tz) if s["contacts"]["mode"] == "automatic"
+        and (s["contacts"]["personal"] or s["contacts"]["shared_mailboxes"]) else None,
+        "presence": None,
+    }
+
+
+def next_runs(tenant: str, now: datetime | None = None) -> dict[str, str | None]:
+    now = now or datetime.now(timezone.utc)
+    return {kind: next_run(*spec, now).isoformat() if spec else None for kind, spec in schedules(tenant).items()}
+
+
+def dispatch_due(app: Flask, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Enqueue every run whose slot has come; returns the (tenant, kind) pairs enqueued."""
+    now = now or datetime.now(timezone.utc)
+    state = get_state(app)
+    redis = state.redis()
+    started: list[tuple[str, str]] = []
+    for tenant in state.host.list_tenants():
+        for kind, spec in schedules(tenant.key).items():
+            if spec is None or kind not in DISPATCHERS:
+                continue
+            slot = previous_run(*spec, now + timedelta(seconds=1))
+            key = f"pbx365:schedule:{tenant.key}:{kind}"
+            last = redis.get(key)
+            if last is None:  # first sight: remember the slot, don't fire a run that was due before we knew
+                redis.set(key, slot.isoformat())
+                continue
+            if last.decode() >= slot.isoformat():
+                continue
+            if redis.set(f"{key}:{slot.isoformat()}", "1", nx=True, ex=86400 * 2):
+                redis.set(key, slot.isoformat())
+                DISPATCHERS[kind](tenant.key, "schedule")
+                started.append((tenant.key, kind))
+    return started
+
+
+def send_expiry_notices(app: Flask, now: datetime | None = None) -> list[tuple[str, int]]:
+    """Mail the tenant's admins once when the active certificate enters each warning window (30, 7 days)."""
+    now = now or datetime.now(timezone.utc)
+    state = get_state(app)
+    sent: list[tuple[str, int]] = []
+    windows = sorted(app.config["PBX365_CERT_WARNING_DAYS"])
+    for row in state.db.session.query(KeyPair).filter_by(active=True):
+        days_left = (row.not_after - now).days
+        due = [d for d in windows if days_left < d and d not in (row.expiry_notices or [])]
+        if not due:
+            continue
+        window = min(due)
+        recipients = state.host.admin_emails(row.tenant)
+        if recipients:
+            state.host.send_mail(row.tenant, MailMessage(
+                to=recipients,
+                subject=f"Microsoft 365 integration: certificate expires in {max(days_left, 0)} days",
+                body=(f"The certificate the PBX uses to reach Microsoft 365 (SHA-1 {row.sha1.upper()}) expires on "
+                      f"{row.not_after:%Y-%m-%d}. Open Microsoft 365 integration > Configure, generate a new key "
+                      "pair, upload its public_key.pem in Entra (Certificates & secrets) and switch to it.")))
+        row.expiry_notices = sorted({*(row.expiry_notices or []), *due})
+        sent.append((row.tenant, window))
+    state.db.session.commit()
+    return sent
+
+
+def run_forever(app: Flask, interval: float, stop: Callable[[], bool] = lambda: False) -> None:
+    while not stop():
+        with app.app_context():
+            try:
+                dispatch_due(app)
+                send_expiry_notices(app)
+            except Exception:  # keep dispatching: one tenant's failure must not stop the others' schedules
+                log.exception("scheduler pass failed")
+            finally:
+                get_state(app).db.session.remove()
+        time.sleep(interval)
+
+
+__all__ = ["next_run", "next_runs", "dispatch_due", "send_expiry_notices", "run_forever", "DISPATCHERS"]

@@ -1,0 +1,6 @@
+"""The extension's blueprints: ``admin_bp`` (the admin tabs) and ``public_bp`` (OAuth redirect route)."""
+from .admin import admin_bp
+from .public import public_bp
+from . import configure  # noqa: F401  (registers the Configure tab's routes on admin_bp)
+
+__all__ = ["admin_bp", "public_bp"]
