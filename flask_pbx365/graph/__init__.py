@@ -1,0 +1,14 @@
+"""Microsoft Graph client: app-only tokens (MSAL, certificate), retries, paging, delta, ``$batch``."""
+from __future__ import annotations
+
+from .batch import BatchRequest, BatchResponse
+from .client import GraphClient
+from .consent import admin_consent_url
+from .credentials import AppCredentials
+from .paging import DeltaRound
+from .permissions import FEATURE_PERMISSIONS, feature_status, permission_for, test_connection
+
+__all__ = [
+    "AppCredentials", "BatchRequest", "BatchResponse", "DeltaRound", "FEATURE_PERMISSIONS", "GraphClient",
+    "admin_consent_url", "feature_status", "permission_for", "test_connection",
+]
