@@ -117,3 +117,34 @@ class SyncRun(Base):
         counts = {name: int((self.counts or {}).get(name, 0)) for name in self.COUNT_NAMES}
         return {"run_id": self.id, "kind": self.kind, "status": self.status, "counts": counts,
                 "message": self.message or ""}
+
+
+class UserLink(Base):
+    """The link between a PBX user and the Entra user it was synced from.
+
+    Sign-in matches on (``directory_id``, ``object_id``), Entra's immutable ``tid`` + ``oid``; never on email or UPN.
+    ``state`` is what sync last did to the PBX user: ``active``, ``disabled`` (since ``disabled_at``) or ``deleted``.
+    """
+
+    __tablename__ = "pbx365_user_link"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "directory_id", "object_id", name="uq_pbx365_user_link_object"),
+        sa.UniqueConstraint("tenant", "host_user_id", name="uq_pbx365_user_link_host_user"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    directory_id: Mapped[str] = mapped_column(sa.String(36))
+    object_id: Mapped[str] = mapped_column(sa.String(36))
+    host_user_id: Mapped[str] = mapped_column(sa.String(64))
+    user_principal_name: Mapped[str | None] = mapped_column(sa.String(255))
+    display_name: Mapped[str | None] = mapped_column(sa.String(255))
+    state: Mapped[str] = mapped_column(sa.String(16), default="active")
+    reason: Mapped[str | None] = mapped_column(sa.String(255))
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Hash of the mapped Graph fields last applied, so unchanged users are not rewritten.
+    fields_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    photo_etag: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
