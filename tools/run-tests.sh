@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Runs the test suite twice: on SQLite, then on a throwaway PostgreSQL server.
+# Exit 0 only when every pass passed (an empty collection counts as a failure).
+#
+# Environment:
+#   PYTEST_ARGS               extra pytest arguments (shell-quoted), e.g. PYTEST_ARGS='-k sync -x'
+#   PBX365_TEST_PASSES        passes to run, default "sqlite postgres"
+#   PBX365_TEST_DATABASE_URL  use this PostgreSQL server for the postgres pass instead of starting one
+#   PBX365_TEST_REDIS_URL     use this Redis instead of a private server per pass
+#   PYTEST_TIMEOUT            per-test timeout in seconds, default 300
+#   PBX365_TEST_PYTHON        interpreter with the test deps, default .venv/bin/python
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY="${PBX365_TEST_PYTHON:-.venv/bin/python}"
+PASSES="${PBX365_TEST_PASSES:-sqlite postgres}"
+EXTERNAL_PG="${PBX365_TEST_DATABASE_URL:-}"
+# Under CI the services were just installed: a missing one is an error, not a skip.
+if [ "${CI:-}" = "true" ]; then export PBX365_TEST_REQUIRE_SERVICES="${PBX365_TEST_REQUIRE_SERVICES:-1}"; fi
+# PYTEST_ARGS is typed by the person running the tests; eval keeps their quoting.
+eval "extra=(${PYTEST_ARGS:-})"
+
+work="$(mktemp -d /tmp/pbx365-tests.XXXXXX)"
+chmod 711 "$work"  # the PostgreSQL server user must reach $work/pg
+pg_started=0
+pytest_pid=""
+interrupted=0
+
+cleanup() {
+    if [ -n "$pytest_pid" ]; then kill -TERM -- "-$pytest_pid" 2>/dev/null; fi
+    if [ "$pg_started" = 1 ]; then bash tools/pg.sh stop "$work/pg" || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "run-tests: interrupted" >&2; exit 130' INT TERM
+
+banner() {
+    local line="=================================================================="
+    printf '\n%s\n  %s\n%s\n' "$line" "$*" "$line"
+}
+
+# PIDs still alive in process group $1 (what a test left running).
+group_members() {
+    local group="$1" p s fields
+    for p in /proc/[0-9]*; do
+        s="$(cat "$p/stat" 2>/dev/null)" || continue
+        read -ra fields <<<"${s##*) }"   # drop "pid (comm) ": comm may contain spaces
+        [ "${fields[2]}" = "$group" ] && echo "${p#/proc/}"   # state ppid pgrp ...
+    done
+    return 0
+}
+
+# Runs pytest in its own process group so anything a test leaves running can be
+# found and stopped afterwards. Sets $rc.
+run_pytest() {
+    local name="$1"
+    # Background jobs inherit an ignored SIGINT; restore it so Ctrl-C still runs teardowns.
+    setsid "$PY" -c 'import signal, sys, pytest
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.exit(pytest.main())' -p tests.fixtures_services -p no:cacheprovider \
+        --timeout="${PYTEST_TIMEOUT:-300}" --durations=10 \
+        --junitxml="$work/$name.xml" -o junit_family=xunit2 "${extra[@]}" </dev/null &
+    pytest_pid=$!
+    trap 'interrupted=1; kill -INT -- "-$pytest_pid" 2>/dev/null' INT TERM
+    wait "$pytest_pid"; rc=$?
+    while kill -0 "$pytest_pid" 2>/dev/null; do wait "$pytest_pid"; rc=$?; done  # wait was interrupted
+    trap 'echo "run-tests: interrupted" >&2; exit 130' INT TERM
+    local left
+    left="$(group_members "$pytest_pid" | tr '\n' ' ')"
+    if [ -n "$left" ]; then
+        echo "run-tests: WARNING: tests left processes running (pids $left); stopping them" >&2
+        kill -TERM -- "-$pytest_pid" 2>/dev/null; sleep 1; kill -KILL -- "-$pytest_pid" 2>/dev/null
+    fi
+    pytest_pid=""
+    if [ "$interrupted" = 1 ]; then echo "run-tests: interrupted" >&2; exit 130; fi
+}
+
+# One line of counts from the pass's JUnit XML.
+counts() {
+    "$PY" - "$1" <<'EOF' 2>/dev/null || echo "no report"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+s = root if root.tag == "testsuite" else root.find("testsuite")
+n, f, e, k = (int(s.get(a, 0)) for a in ("tests", "failures", "errors", "skipped"))
+print(f"{n - f - e - k} passed, {f} failed, {e} errors, {k} skipped in {float(s.get('time', 0)):.1f}s")
+EOF
+}
+
+declare -A result
+overall=0
+for pass in $PASSES; do
+    case "$pass" in
+        sqlite)
+            unset PBX365_TEST_DATABASE_URL
+            banner "Test pass: SQLite"
+            ;;
+        postgres)
+            if [ -n "$EXTERNAL_PG" ]; then
+                export PBX365_TEST_DATABASE_URL="$EXTERNAL_PG"
+            else
+                port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+                pg_started=1
+                if ! url="$(bash tools/pg.sh start "$work/pg" "$port")"; then
+                    result[$pass]="FAILED (PostgreSQL did not start)"; overall=1; continue
+                fi
+                export PBX365_TEST_DATABASE_URL="$url"
+            fi
+            banner "Test pass: PostgreSQL ($PBX365_TEST_DATABASE_URL)"
+            ;;
+        *) echo "run-tests: unknown pass '$pass' (sqlite, postgres)" >&2; exit 2 ;;
+    esac
+    run_pytest "$pass"
+    case "$rc" in
+        0) result[$pass]="PASSED  ($(counts "$work/$pass.xml"))" ;;
+        5) result[$pass]="FAILED  (no tests were collected)"; overall=1 ;;
+        *) result[$pass]="FAILED  (pytest exit $rc; $(counts "$work/$pass.xml"))"; overall=1 ;;
+    esac
+    if [ "$pass" = postgres ] && [ "$pg_started" = 1 ]; then
+        bash tools/pg.sh stop "$work/pg" && pg_started=0
+    fi
+done
+
+banner "Test summary"
+for pass in $PASSES; do printf '  %-9s %s\n' "$pass:" "${result[$pass]}"; done
+if [ "$overall" = 0 ]; then echo "  ALL PASSES PASSED"; else echo "  SOME PASSES FAILED"; fi
+exit "$overall"
