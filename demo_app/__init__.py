@@ -1,0 +1,86 @@
+"""The demo multi-tenant PBX portal: the reference host of flask_pbx365.
+
+``flask --app demo_app run`` serves it; ``flask --app demo_app demo init`` migrates and seeds its database.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, render_template
+from flask_migrate import Migrate
+
+from .models import db
+
+MIGRATIONS_DIR = str(Path(__file__).with_name("migrations"))
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the portal. Configuration comes from the environment (see README), then ``test_config``."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(
+        SECRET_KEY=_env("SECRET_KEY", "demo-dev-secret-key-change-me"),
+        SQLALCHEMY_DATABASE_URI=os.environ.get("DATABASE_URL")
+        or "sqlite:///" + os.path.join(app.instance_path, "demo.sqlite3"),
+        PBX365_SECRET_KEY=_env("PBX365_SECRET_KEY", "demo-dev-pbx365-secret-change-me"),
+        PBX365_REDIS_URL=os.environ.get("REDIS_URL"),
+        PBX365_BASE_TEMPLATE="admin/pbx365_base.html",
+        PBX365_ADMIN_URL_PREFIX="/admin/integrations/microsoft365",
+        PBX365_URL_PREFIX="/integrations/microsoft365",
+        # The SBC on this machine forwards X-Forwarded-*; the extension builds redirect URIs from them.
+        PBX365_TRUSTED_PROXIES=[p for p in _env("DEMO_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if p],
+        DEMO_API_TOKEN=_env("DEMO_API_TOKEN", "demo-api-token"),
+        DEMO_PUBLIC_URL=_env("DEMO_PUBLIC_URL", "http://localhost:5000"),
+        DEMO_SBC_URL=_env("DEMO_SBC_URL", "https://localhost:8444"),
+        DEMO_SMTP_HOST=os.environ.get("DEMO_SMTP_HOST") or None,
+        DEMO_SMTP_PORT=int(_env("DEMO_SMTP_PORT", "25")),
+        DEMO_MAIL_FROM=_env("DEMO_MAIL_FROM", "pbx@localhost"),
+        DEMO_EMULATOR_URL=_env("DEMO_EMULATOR_URL", "https://127.0.0.1:8443"),
+        DEMO_EMULATOR_CA=_env("DEMO_EMULATOR_CA", os.path.join(".demo", "emulator", "ca.pem")),
+    )
+    if test_config:
+        app.config.update(test_config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///" + app.instance_path):
+        os.makedirs(app.instance_path, exist_ok=True)
+
+    db.init_app(app)
+    Migrate(app, db, directory=MIGRATIONS_DIR)
+
+    from . import admin, api, web
+    from .auth import current_admin, current_web_user
+    from .cli import demo_cli
+    from .csrf import csrf_token
+
+    for blueprint in (admin.bp, web.bp):
+        blueprint_error_pages(blueprint)
+        app.register_blueprint(blueprint)
+    app.register_blueprint(api.bp)
+    app.cli.add_command(demo_cli)
+    app.jinja_env.globals.update(csrf_token=csrf_token, current_admin=current_admin,
+                                 current_web_user=current_web_user)
+    _mount_extension(app)
+    return app
+
+
+def blueprint_error_pages(blueprint) -> None:
+    """Render the portal's error page for the HTTP errors of the demo's own HTML pages."""
+    def error_page(exc):
+        return render_template("error.html", error=exc), exc.code
+    for code in (400, 403, 404, 409):
+        blueprint.register_error_handler(code, error_page)
+
+
+def _mount_extension(app: Flask) -> None:
+    # The extension is written alongside the demo; until its PBX365 class exists the portal runs without it.
+    try:
+        from flask_pbx365 import PBX365
+    except ImportError:
+        app.logger.warning("flask_pbx365.PBX365 is not available; the Microsoft 365 pages are missing")
+        return
+    from .host import DemoHost
+
+    PBX365().init_app(app, db=db, host=DemoHost())

@@ -1,0 +1,83 @@
+"""``demo connect``: connect tenant ``acme`` to the Microsoft 365 emulator, as an admin would in Entra.
+
+When the emulator answers: load the acme fixture into it (if the tenant is unknown there), make sure acme has a
+key pair, register (or update) the application with the portal's and SBC's redirect URIs, the certificate and every
+permission the extension uses, with admin consent, and fill acme's Configure tab.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import requests
+from flask import current_app
+
+from .host import DemoHost
+
+TENANT = "acme"
+FIXTURE = Path(__file__).with_name("fixtures") / "acme_tenant.json"
+#: The application (client) ID of the demo's app registration in the emulator.
+APP_ID = "5f2c9a4e-8d1b-4c3a-b6e7-0a9d8c7b6e51"
+PERMISSIONS = ["User.ReadBasic.All", "User.Read.All", "ProfilePhoto.Read.All", "GroupMember.Read.All",
+               "Contacts.Read", "MailboxSettings.Read", "Mail.Send", "Calendars.Read", "User-Phone.ReadWrite.All"]
+
+
+def connect_acme() -> list[str]:
+    """Do the connection steps that are missing; returns what was done, one line each (inside an app context)."""
+    config = current_app.config
+    base = config["DEMO_EMULATOR_URL"].rstrip("/")
+    ca = os.path.abspath(config["DEMO_EMULATOR_CA"])
+    if not os.path.exists(ca):
+        return [f"emulator CA {ca} not found; acme not connected (start the emulator, then run "
+                "'flask --app demo_app demo connect')"]
+    fixture = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    directory_id = fixture["tenant"]["id"]
+    http = requests.Session()
+    http.verify = ca
+    try:
+        answer = http.get(f"{base}/_emulator/tenants/{directory_id}", timeout=5)
+    except requests.RequestException as exc:
+        return [f"emulator at {base} not reachable ({exc.__class__.__name__}); acme not connected"]
+    done = []
+    if answer.status_code == 404:
+        _check(http.post(f"{base}/_emulator/tenants", json=fixture, timeout=60), "load the acme fixture")
+        done.append(f"loaded fixture {FIXTURE.name} into the emulator (directory {directory_id})")
+    else:
+        _check(answer, "look up the acme directory")
+
+    from flask_pbx365.keys import active_key_pair, generate_key_pair
+    from flask_pbx365.settings import import_settings
+
+    from .models import db
+
+    key = active_key_pair(TENANT)
+    if key is None:
+        key = generate_key_pair(TENANT)
+        done.append(f"generated a key pair for {TENANT} (SHA-1 {key.sha1})")
+    certificate = key.certificate_pem.decode() if isinstance(key.certificate_pem, bytes) else key.certificate_pem
+
+    urls = DemoHost().public_urls(TENANT)
+    callback = config.get("PBX365_URL_PREFIX", "/integrations/microsoft365").rstrip("/") + "/oauth2/callback"
+    app = {"displayName": "PBX Server-side (demo)", "redirectUris": [u + callback for u in (urls.portal, urls.sbc) if u],
+           "certificates": [certificate], "permissions": PERMISSIONS, "adminConsent": True}
+    apps_url = f"{base}/_emulator/tenants/{directory_id}/applications"
+    answer = http.patch(f"{apps_url}/{APP_ID}", json=app, timeout=30)
+    if answer.status_code == 404:
+        _check(http.post(apps_url, json={"appId": APP_ID, **app}, timeout=30), "register the application")
+        done.append(f"registered application {APP_ID} with admin consent")
+    else:
+        _check(answer, "update the application")
+        done.append(f"updated application {APP_ID} (redirect URIs, certificate, permissions)")
+
+    import_settings(TENANT, {"configure": {"client_id": APP_ID, "directory_id": directory_id, "cloud": "custom",
+                                           "login_url": base, "graph_url": base, "ca_bundle": ca}})
+    db.session.commit()
+    done.append(f"configured {TENANT}: client {APP_ID}, directory {directory_id}, cloud custom at {base}")
+    return done
+
+
+def _check(answer: requests.Response, what: str) -> None:
+    if answer.status_code >= 400:
+        raise click.ClickException(f"The emulator refused to {what}: HTTP {answer.status_code} {answer.text[:300]}")
