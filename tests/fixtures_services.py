@@ -9,7 +9,7 @@ Load it with ``pytest_plugins = ["tests.fixtures_services"]`` (root conftest) or
 - ``database_url_base`` (session): ``PBX365_TEST_DATABASE_URL`` or None (SQLite).
 - ``database_url``: a fresh, empty database per test (SQLite file or PostgreSQL database).
 - ``chromium_path``, ``nginx_path`` (session): system binaries, or skip.
-- ``browser`` (session): a headless Playwright Chromium; ``page``: a page in a fresh context.
+- ``browser`` (module): a headless Playwright Chromium; ``page``: a page in a fresh context.
 
 With ``PBX365_TEST_REQUIRE_SERVICES=1`` (``tools/run-tests.sh`` sets it under CI) a
 missing Chromium or nginx fails the tests that need them instead of skipping them.
@@ -218,7 +218,9 @@ def nginx_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is alive its event loop counts as
+# running, so asyncio.run() fails; this confines that to the modules that drive a browser.
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
     """A headless Playwright ``Browser`` driving the system Chromium (never ``playwright install``)."""
     from playwright.sync_api import sync_playwright
