@@ -39,13 +39,14 @@ banner() {
     printf '\n%s\n  %s\n%s\n' "$line" "$*" "$line"
 }
 
-# PIDs still alive in process group $1 (what a test left running).
+# PIDs still running in process group $1 (what a test left behind).
 group_members() {
     local group="$1" p s fields
     for p in /proc/[0-9]*; do
         s="$(cat "$p/stat" 2>/dev/null)" || continue
         read -ra fields <<<"${s##*) }"   # drop "pid (comm) ": comm may contain spaces
-        [ "${fields[2]}" = "$group" ] && echo "${p#/proc/}"   # state ppid pgrp ...
+        # fields: state ppid pgrp ...; a zombie is already gone, it only awaits reaping.
+        [ "${fields[2]}" = "$group" ] && [ "${fields[0]}" != Z ] && echo "${p#/proc/}"
     done
     return 0
 }
