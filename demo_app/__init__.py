@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask, render_template
+from flask import Flask
 from flask_migrate import Migrate
 
 from .models import db
@@ -34,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         # The SBC on this machine forwards X-Forwarded-*; the extension builds redirect URIs from them.
         PBX365_TRUSTED_PROXIES=[p for p in _env("DEMO_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if p],
         DEMO_API_TOKEN=_env("DEMO_API_TOKEN", "demo-api-token"),
+        DEMO_PASSWORD_METHOD=_env("DEMO_PASSWORD_METHOD", "scrypt"),
         DEMO_PUBLIC_URL=_env("DEMO_PUBLIC_URL", "http://localhost:5000"),
         DEMO_SBC_URL=_env("DEMO_SBC_URL", "https://localhost:8444"),
         DEMO_SMTP_HOST=os.environ.get("DEMO_SMTP_HOST") or None,
@@ -44,6 +45,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    if app.testing and "DEMO_PASSWORD_METHOD" not in (test_config or {}):
+        # scrypt costs ~0.1 s a hash; seeding every test's database would dominate the suite's run time.
+        app.config["DEMO_PASSWORD_METHOD"] = "pbkdf2:sha256:1000"
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///" + app.instance_path):
         os.makedirs(app.instance_path, exist_ok=True)
 
@@ -55,23 +59,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .cli import demo_cli
     from .csrf import csrf_token
 
-    for blueprint in (admin.bp, web.bp):
-        blueprint_error_pages(blueprint)
+    for blueprint in (admin.bp, web.bp, api.bp):
         app.register_blueprint(blueprint)
-    app.register_blueprint(api.bp)
     app.cli.add_command(demo_cli)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_admin=current_admin,
                                  current_web_user=current_web_user)
     _mount_extension(app)
     return app
-
-
-def blueprint_error_pages(blueprint) -> None:
-    """Render the portal's error page for the HTTP errors of the demo's own HTML pages."""
-    def error_page(exc):
-        return render_template("error.html", error=exc), exc.code
-    for code in (400, 403, 404, 409):
-        blueprint.register_error_handler(code, error_page)
 
 
 def _mount_extension(app: Flask) -> None:

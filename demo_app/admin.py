@@ -4,19 +4,19 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
 from flask_pbx365.host import PRESENCE_STATUSES
 
 from . import directory
 from .auth import admin_required, current_admin, safe_next, sign_in_admin, sign_out_admin
-from .csrf import protect
 from .login import login_page
+from .pages import html_blueprint
 from .models import CompanyContact, ExtensionGroup, Notification, SystemAdmin, Tenant, User, db
 from .voicemail import leave_voicemail, notify_missed_call
 
-bp = protect(Blueprint("admin", __name__, url_prefix="/admin"))
+bp = html_blueprint("admin", __name__, url_prefix="/admin")
 
 
 def scoped_tenant() -> Tenant:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Blueprint, abort, request, session
+from flask import abort, request, session
 
 SESSION_KEY = "_csrf_token"
 FIELD = "csrf_token"
@@ -34,8 +34,3 @@ def check_csrf() -> None:
         abort(400, description="The form has expired or did not come from this portal (CSRF token missing or "
                                "invalid). Reload the page and try again.")
 
-
-def protect(blueprint: Blueprint) -> Blueprint:
-    """Check the CSRF token before every request to ``blueprint``."""
-    blueprint.before_request(check_csrf)
-    return blueprint

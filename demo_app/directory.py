@@ -115,12 +115,10 @@ def user_json(user: User, object_ids: dict[str, str] | None = None) -> dict:
 
 
 def m365_object_ids(tenant: str) -> dict[str, str]:
-    """Host user id → Entra object id of the users the extension linked.
-
-    SEAM: asks the extension (``flask_pbx365.linked_object_ids``); until it offers that, nothing is linked.
-    """
+    """Host user id → Entra object id of the tenant's users the extension linked (its ``pbx365_user_link``)."""
     try:
-        from flask_pbx365 import linked_object_ids  # type: ignore[attr-defined]
+        from flask_pbx365.models import UserLink
     except ImportError:
         return {}
-    return dict(linked_object_ids(tenant))
+    rows = db.session.execute(sa.select(UserLink.host_user_id, UserLink.object_id).where(UserLink.tenant == tenant))
+    return {host_user_id: object_id for host_user_id, object_id in rows}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -40,7 +41,11 @@ class PasswordMixin:
 
     def set_password(self, password: str | None) -> None:
         """Store a hash of ``password``; ``None`` makes the password unusable."""
-        self.password_hash = UNUSABLE_PASSWORD if password is None else generate_password_hash(password)
+        if password is None:
+            self.password_hash = UNUSABLE_PASSWORD
+        else:
+            method = current_app.config.get("DEMO_PASSWORD_METHOD", "scrypt")
+            self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password: str) -> bool:
         if not self.password_hash or self.password_hash.startswith(UNUSABLE_PASSWORD):

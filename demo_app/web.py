@@ -4,17 +4,17 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from flask_pbx365.host import PRESENCE_STATUSES
 
 from .admin import contact_fields
 from .auth import current_web_user, safe_next, sign_in_web, sign_out_web, web_login_required
-from .csrf import protect
 from .login import login_page
+from .pages import html_blueprint
 from .models import PersonalContact, SystemAdmin, Voicemail, db
 
-bp = protect(Blueprint("web", __name__))
+bp = html_blueprint("web", __name__)
 
 PRESENCE_LABELS = {"available": "Available", "away": "Away", "dnd": "Do Not Disturb", "lunch": "Lunch",
                    "business_trip": "Business Trip", "holiday": "Holiday"}
