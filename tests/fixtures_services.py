@@ -180,7 +180,9 @@ def fresh_database_url(base_url: str | None, tmp_dir: Path) -> Iterator[str]:
     url, params = _pg_admin_conninfo(base_url)
     name = f"test_{uuid.uuid4().hex}"
     with psycopg.connect(autocommit=True, **params) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        # FILE_COPY (PostgreSQL 15+) is about twice as fast as the default WAL_LOG copy of template1.
+        strategy = " STRATEGY FILE_COPY" if admin.info.server_version >= 150000 else ""
+        admin.execute(f'CREATE DATABASE "{name}"{strategy}')
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
