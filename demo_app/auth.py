@@ -11,7 +11,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import g, redirect, request, session, url_for
+from flask import has_request_context, redirect, request, session, url_for
 
 from .models import SystemAdmin, Tenant, User, db
 
@@ -31,11 +31,17 @@ class AdminIdentity:
         return self.tenant is not None and self.tenant.slug == slug
 
 
+def _cache() -> dict:
+    # Per request (not ``g``: an app context, and so ``g``, may outlive many requests, e.g. in tests).
+    return request.environ.setdefault("demo_app.auth", {}) if has_request_context() else {}
+
+
 def current_admin() -> AdminIdentity | None:
     """The admin portal's signed-in admin, or ``None`` (also when the account was disabled meanwhile)."""
-    if "demo_admin" not in g:
-        g.demo_admin = _load_admin()
-    return g.demo_admin
+    cache = _cache()
+    if "admin" not in cache:
+        cache["admin"] = _load_admin()
+    return cache["admin"]
 
 
 def _load_admin() -> AdminIdentity | None:
@@ -57,32 +63,33 @@ def _load_admin() -> AdminIdentity | None:
 
 def current_web_user() -> User | None:
     """The web client's signed-in user (enabled), or ``None``."""
-    if "demo_web_user" not in g:
+    cache = _cache()
+    if "web_user" not in cache:
         user = db.session.get(User, session["web_user"]) if session.get("web_user") else None
-        g.demo_web_user = user if user is not None and user.enabled else None
-    return g.demo_web_user
+        cache["web_user"] = user if user is not None and user.enabled else None
+    return cache["web_user"]
 
 
 def sign_in_admin(*, user: User | None = None, system: SystemAdmin | None = None) -> None:
     session.pop("scope", None)
     session["admin"] = {"kind": "system", "id": system.id} if system else {"kind": "tenant", "id": user.id}
-    g.pop("demo_admin", None)
+    _cache().pop("admin", None)
 
 
 def sign_in_web(user: User) -> None:
     session["web_user"] = user.id
-    g.pop("demo_web_user", None)
+    _cache().pop("web_user", None)
 
 
 def sign_out_admin() -> None:
     session.pop("admin", None)
     session.pop("scope", None)
-    g.pop("demo_admin", None)
+    _cache().pop("admin", None)
 
 
 def sign_out_web() -> None:
     session.pop("web_user", None)
-    g.pop("demo_web_user", None)
+    _cache().pop("web_user", None)
 
 
 def safe_next(target: str | None, default: str) -> str:

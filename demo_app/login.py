@@ -1,8 +1,8 @@
 """The two sign-in pages (admin portal ``/admin/login`` and web client ``/login``) share one flow.
 
-Without ``?tenant=SLUG`` the page asks for the tenant first; with it the page shows the tenant's name, the
-username/password form and the tenant's "Sign in with Microsoft" button. ``?system=1`` (admin portal only) is the
-system administrator's form.
+Without ``?tenant=SLUG`` the page asks for the tenant first (which shows that tenant's "Sign in with Microsoft"
+button) and also takes a full username (``name@tenant``; on the admin portal also the system admin's). With it,
+the page shows the tenant's name, the username/password form (``name`` or ``name@tenant``) and the Microsoft button.
 """
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ from .models import SystemAdmin, Tenant, User, db
 
 
 def login_page(*, target: str, template: str, authenticate) -> str | Response:
-    """Render or process the login form. ``authenticate(user_or_admin)`` signs in and returns the redirect,
-    or returns an error message."""
-    system = target == "admin" and request.values.get("system") == "1"
+    """Render or process the login form. ``authenticate(account)`` signs in and returns the redirect, or returns
+    an error message to show."""
     slug = (request.values.get("tenant") or "").strip().lower()
     tenant: Tenant | None = directory.get_tenant(slug) if slug else None
     if slug and tenant is None:
         flash(f"There is no tenant {slug!r}. Check the name your administrator gave you.", "error")
-    if request.method == "POST" and (tenant or system):
+    if request.method == "POST":
         username = (request.form.get("username") or "").strip().lower()
-        password = request.form.get("password") or ""
-        account = _find_account(username, tenant, system)
-        if account is not None and account.check_password(password):
+        account = _find_account(username, tenant, allow_system=target == "admin")
+        if account is not None and account.check_password(request.form.get("password") or ""):
             result = authenticate(account)
             if not isinstance(result, str):
                 db.session.commit()
@@ -34,16 +32,21 @@ def login_page(*, target: str, template: str, authenticate) -> str | Response:
             flash(result, "error")
         else:
             flash("Wrong username or password.", "error")
-    return render_template(template, tenant=tenant, system=system, target=target,
-                           next=request.values.get("next", ""), username=request.form.get("username", ""))
+    return render_template(template, tenant=tenant, target=target, next=request.values.get("next", ""),
+                           username=request.form.get("username", ""))
 
 
-def _find_account(username: str, tenant: Tenant | None, system: bool) -> User | SystemAdmin | None:
-    if system:
+def _find_account(username: str, tenant: Tenant | None, *, allow_system: bool) -> User | SystemAdmin | None:
+    if tenant is None and "@" not in username:
+        if not allow_system:
+            return None
         return db.session.scalar(sa.select(SystemAdmin).where(SystemAdmin.username == username))
+    if tenant is None:
+        tenant = directory.get_tenant(username.rpartition("@")[2])
+        if tenant is None:
+            return None
     try:
         username = directory.qualify_username(username, tenant)
     except ValueError:
         return None
     return db.session.scalar(sa.select(User).where(User.username == username, User.tenant_id == tenant.id))
-
