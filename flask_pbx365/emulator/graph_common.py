@@ -40,7 +40,7 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import quote, urlencode
 
 import jwt
-from flask import Response, current_app, g, request
+from flask import Response, current_app, request
 
 from .store import Store, Tenant, UnknownTenant, public
 
@@ -89,9 +89,11 @@ def graph_error(status: int, code: str, message: str, *, headers: dict[str, str]
 
 def request_id() -> str:
     """This request's ``request-id`` (generated once per request)."""
-    if "m365_request_id" not in g:
-        g.m365_request_id = str(uuid.uuid4())
-    return g.m365_request_id
+    # Per-request state lives in the WSGI environ, not in ``g``: $batch sub-requests share the app context.
+    env = request.environ
+    if "m365.request_id" not in env:
+        env["m365.request_id"] = str(uuid.uuid4())
+    return env["m365.request_id"]
 
 
 def client_request_id() -> str:
@@ -126,6 +128,8 @@ def add_standard_headers(resp: Response) -> Response:
     resp.headers["client-request-id"] = client_request_id()
     resp.headers.setdefault("OData-Version", "4.0")
     resp.headers.setdefault("Cache-Control", "no-cache")
+    for k, v in (request.environ.get("m365.extra_headers") or {}).items():
+        resp.headers.setdefault(k, v)
     if resp.mimetype == "application/json" and "odata.metadata" not in (resp.content_type or ""):
         resp.headers["Content-Type"] = GRAPH_JSON
     return resp
@@ -190,8 +194,8 @@ def graph_context() -> GraphContext:
     401 ``InvalidAuthenticationToken`` when the token is missing, forged, expired, or for another resource.
     Also records the tenant and app id for the request log.
     """
-    if "m365_ctx" in g:
-        return g.m365_ctx
+    if "m365.ctx" in request.environ:
+        return request.environ["m365.ctx"]
     auth = request.headers.get("Authorization", "")
     if not auth.lower().startswith("bearer ") or not auth[7:].strip():
         raise _unauthorized("Access token is empty.")
@@ -221,7 +225,7 @@ def graph_context() -> GraphContext:
     scopes = frozenset((claims.get("scp") or "").split())
     ctx = GraphContext(tenant, app, frozenset(claims.get("roles") or ()), scopes,
                        claims.get("oid") if scopes else None, claims)
-    g.m365_ctx = ctx
+    request.environ["m365.ctx"] = ctx
     return ctx
 
 
@@ -273,6 +277,19 @@ def resolve_user(tenant: Tenant, id_or_upn: str) -> dict:
                           f"Resource '{id_or_upn}' does not exist or one of its queried reference-property "
                           "objects are not present.")
     return user
+
+
+def require_mailbox(user: dict) -> dict:
+    """404 ``MailboxNotEnabledForRESTAPI`` unless the user has an Exchange mailbox (a ``mail`` address)."""
+    if not user.get("mail"):
+        raise graph_error(404, "MailboxNotEnabledForRESTAPI",
+                          "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+    return user
+
+
+def eventual_consistency() -> bool:
+    """Whether the request sent ``ConsistencyLevel: eventual`` (needed for directory advanced queries)."""
+    return request.headers.get("ConsistencyLevel", "").strip().lower() == "eventual"
 
 
 # --- query options -------------------------------------------------------------------------------------------
@@ -442,7 +459,7 @@ def mailbox_slot(tenant: Tenant, user_id: str) -> Iterator[None]:
     ``Retry-After`` when 4 requests of the same app to the same mailbox are already in flight.
     """
     slots: dict = current_app.extensions.setdefault("m365_mailbox_slots", {})
-    app_id = graph_context().app_id if "m365_ctx" in g else ""
+    app_id = graph_context().app_id if "m365.ctx" in request.environ else ""
     k = (tenant.id, app_id, user_id)
     with _slots_lock:
         if slots.get(k, 0) >= MAILBOX_CONCURRENCY:

@@ -1,0 +1,179 @@
+"""Microsoft Graph's CSDL ($metadata) as a lookup: entity/complex types, their properties, and request paths.
+
+The schema files (``/work/shared/graph-metadata/v1.0-*.csdl``, or ``PBX365_GRAPH_METADATA``) are parsed lazily
+with ElementTree, once per process per file. Type names are fully qualified (``microsoft.graph.user``); aliases
+(``graph.``) are resolved.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
+DEFAULT_DIR = Path(os.environ.get("PBX365_GRAPH_METADATA", "/work/shared/graph-metadata"))
+_lock = threading.Lock()
+
+
+@dataclass
+class StructuredType:
+    """An entity or complex type: its own properties and navigation properties (name -> type)."""
+
+    name: str
+    kind: str  # "entity" | "complex"
+    base: str | None
+    properties: dict[str, str] = field(default_factory=dict)
+    navigation: dict[str, str] = field(default_factory=dict)
+
+
+class Schema:
+    """One CSDL document."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.types: dict[str, StructuredType] = {}
+        self.enums: dict[str, list[str]] = {}
+        self.entity_sets: dict[str, str] = {}
+        self.singletons: dict[str, str] = {}
+        root = ET.parse(path).getroot()
+        for schema in root.iter(f"{EDM}Schema"):
+            ns = schema.get("Namespace", "")
+            alias = schema.get("Alias")
+            aliases = {alias: ns} if alias else {}
+            for el in schema:
+                tag = el.tag.replace(EDM, "")
+                name = f"{ns}.{el.get('Name')}"
+                if tag in ("EntityType", "ComplexType"):
+                    t = StructuredType(name, "entity" if tag == "EntityType" else "complex",
+                                       self._qualify(el.get("BaseType"), aliases))
+                    for p in el:
+                        ptag = p.tag.replace(EDM, "")
+                        if ptag == "Property":
+                            t.properties[p.get("Name")] = self._qualify(p.get("Type"), aliases)
+                        elif ptag == "NavigationProperty":
+                            t.navigation[p.get("Name")] = self._qualify(p.get("Type"), aliases)
+                    self.types[name] = t
+                elif tag == "EnumType":
+                    self.enums[name] = [m.get("Name") for m in el.iter(f"{EDM}Member")]
+                elif tag == "EntityContainer":
+                    for c in el:
+                        ctag = c.tag.replace(EDM, "")
+                        if ctag == "EntitySet":
+                            self.entity_sets[c.get("Name")] = self._qualify(c.get("EntityType"), aliases)
+                        elif ctag == "Singleton":
+                            self.singletons[c.get("Name")] = self._qualify(c.get("Type"), aliases)
+
+    @staticmethod
+    def _qualify(type_name: str | None, aliases: dict[str, str]) -> str | None:
+        if not type_name:
+            return None
+        coll = type_name.startswith("Collection(")
+        inner = type_name[11:-1] if coll else type_name
+        head, _, tail = inner.rpartition(".")
+        if head in aliases:
+            inner = f"{aliases[head]}.{tail}"
+        elif head == "graph":
+            inner = f"microsoft.graph.{tail}"
+        return f"Collection({inner})" if coll else inner
+
+    def _chain(self, type_name: str) -> list[StructuredType]:
+        out = []
+        name: str | None = type_name
+        while name and name in self.types:
+            out.append(self.types[name])
+            name = self.types[name].base
+        return out
+
+    def properties(self, type_name: str) -> dict[str, str]:
+        """All structural properties of a type including its base types (name -> type)."""
+        props: dict[str, str] = {}
+        for t in reversed(self._chain(type_name)):
+            props.update(t.properties)
+        return props
+
+    def navigation(self, type_name: str) -> dict[str, str]:
+        nav: dict[str, str] = {}
+        for t in reversed(self._chain(type_name)):
+            nav.update(t.navigation)
+        return nav
+
+    def member(self, type_name: str, name: str) -> str | None:
+        """The type of property or navigation property ``name`` of ``type_name`` (None when absent)."""
+        return self.properties(type_name).get(name) or self.navigation(type_name).get(name)
+
+    def resolve_path(self, path: str) -> str:
+        """The type a Graph request path answers with, e.g. ``/users/{id}/contactFolders/{id}/contacts/delta``
+        → ``Collection(microsoft.graph.contact)``. Key segments and ``delta``/``$value``/``$count`` are handled;
+        an unknown segment raises ``KeyError``."""
+        segs = [s for s in path.strip("/").split("/") if s]
+        if segs and segs[0] in ("v1.0", "beta"):
+            segs = segs[1:]
+        if not segs:
+            raise KeyError(path)
+        first = segs.pop(0)
+        if first in self.entity_sets:
+            current = f"Collection({self.entity_sets[first]})"
+        elif first in self.singletons:
+            current = self.singletons[first]
+        else:
+            raise KeyError(f"unknown entity set or singleton {first!r}")
+        for seg in segs:
+            is_coll = current.startswith("Collection(")
+            base = current[11:-1] if is_coll else current
+            if seg in ("delta", "microsoft.graph.delta()", "microsoft.graph.delta"):
+                continue
+            if seg in ("$value", "$count", "$ref"):
+                continue
+            if seg.startswith("microsoft.graph."):
+                current = f"Collection({seg})" if is_coll else seg
+                continue
+            if is_coll:
+                member = self.member(base, seg)
+                if member is None:  # a key segment
+                    current = base
+                    continue
+                raise KeyError(f"navigation from a collection needs a key before {seg!r}")
+            member = self.member(base, seg)
+            if member is None:
+                raise KeyError(f"{base} has no member {seg!r}")
+            current = member
+        return current
+
+
+@lru_cache(maxsize=None)
+def _load(path: str) -> Schema:
+    return Schema(path)
+
+
+def schema(cloud_file: str = "v1.0-Prod.csdl") -> Schema:
+    """The parsed schema (cached per process)."""
+    with _lock:
+        return _load(str(DEFAULT_DIR / cloud_file))
+
+
+def compatible(csdl_type: str, value: object, sch: Schema | None = None) -> bool:
+    """Whether a JSON ``value`` fits the CSDL type (null always fits; enums must be a member name)."""
+    if value is None:
+        return True
+    sch = sch or schema()
+    if csdl_type.startswith("Collection("):
+        return isinstance(value, list) and all(compatible(csdl_type[11:-1], v, sch) for v in value)
+    simple = {"Edm.String": str, "Edm.Boolean": bool, "Edm.Guid": str, "Edm.DateTimeOffset": str,
+              "Edm.Date": str, "Edm.TimeOfDay": str, "Edm.Duration": str, "Edm.Binary": str, "Edm.Stream": str}
+    if csdl_type in simple:
+        return isinstance(value, simple[csdl_type])
+    if csdl_type in ("Edm.Int32", "Edm.Int64", "Edm.Int16", "Edm.Byte"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if csdl_type in ("Edm.Double", "Edm.Single", "Edm.Decimal"):
+        return isinstance(value, (int, float, str)) and not isinstance(value, bool)
+    if csdl_type in sch.enums:
+        return isinstance(value, str) and all(v.strip() in sch.enums[csdl_type] for v in value.split(","))
+    if csdl_type in sch.types:
+        if not isinstance(value, dict):
+            return False
+        props = sch.properties(csdl_type)
+        return all(k.startswith("@") or "@" in k or (k in props and compatible(props[k], v, sch))
+                   for k, v in value.items())
+    return True  # an Edm type we do not model
