@@ -34,15 +34,18 @@ def connect_acme() -> list[str]:
                 "'flask --app demo_app demo connect')"]
     fixture = json.loads(FIXTURE.read_text(encoding="utf-8"))
     directory_id = fixture["tenant"]["id"]
-    http = requests.Session()
-    http.verify = ca
+
+    def call(method: str, path: str, **kwargs) -> requests.Response:
+        # verify per request: a Session's verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment.
+        return requests.request(method, f"{base}/_emulator/tenants{path}", verify=ca, timeout=60, **kwargs)
+
     try:
-        answer = http.get(f"{base}/_emulator/tenants/{directory_id}", timeout=5)
+        answer = call("GET", f"/{directory_id}")
     except requests.RequestException as exc:
         return [f"emulator at {base} not reachable ({exc.__class__.__name__}); acme not connected"]
     done = []
     if answer.status_code == 404:
-        _check(http.post(f"{base}/_emulator/tenants", json=fixture, timeout=60), "load the acme fixture")
+        _check(call("POST", "", json=fixture), "load the acme fixture")
         done.append(f"loaded fixture {FIXTURE.name} into the emulator (directory {directory_id})")
     else:
         _check(answer, "look up the acme directory")
@@ -60,12 +63,13 @@ def connect_acme() -> list[str]:
 
     urls = DemoHost().public_urls(TENANT)
     callback = config.get("PBX365_URL_PREFIX", "/integrations/microsoft365").rstrip("/") + "/oauth2/callback"
-    app = {"displayName": "PBX Server-side (demo)", "redirectUris": [u + callback for u in (urls.portal, urls.sbc) if u],
+    app = {"displayName": "PBX Server-side (demo)",
+           "redirectUris": [url + callback for url in (urls.portal, urls.sbc) if url],
            "certificates": [certificate], "permissions": PERMISSIONS, "adminConsent": True}
-    apps_url = f"{base}/_emulator/tenants/{directory_id}/applications"
-    answer = http.patch(f"{apps_url}/{APP_ID}", json=app, timeout=30)
+    answer = call("PATCH", f"/{directory_id}/applications/{APP_ID}", json=app)
     if answer.status_code == 404:
-        _check(http.post(apps_url, json={"appId": APP_ID, **app}, timeout=30), "register the application")
+        _check(call("POST", f"/{directory_id}/applications", json={"appId": APP_ID, **app}),
+               "register the application")
         done.append(f"registered application {APP_ID} with admin consent")
     else:
         _check(answer, "update the application")
@@ -81,3 +85,4 @@ def connect_acme() -> list[str]:
 def _check(answer: requests.Response, what: str) -> None:
     if answer.status_code >= 400:
         raise click.ClickException(f"The emulator refused to {what}: HTTP {answer.status_code} {answer.text[:300]}")
+
