@@ -1,11 +1,12 @@
 """Microsoft Graph's CSDL ($metadata) as a lookup: entity/complex types, their properties, and request paths.
 
-The schema files (``/work/shared/graph-metadata/v1.0-*.csdl``, or ``PBX365_GRAPH_METADATA``) are parsed lazily
-with ElementTree, once per process per file. Type names are fully qualified (``microsoft.graph.user``); aliases
+The schema files (``$PBX365_GRAPH_METADATA/v1.0-*.csdl``, else ``/work/shared/graph-metadata``, else the
+gzipped copies bundled in ``metadata/``) are parsed lazily with ElementTree, once per process per file. Type names are fully qualified (``microsoft.graph.user``); aliases
 (``graph.``) are resolved.
 """
 from __future__ import annotations
 
+import gzip
 import os
 import threading
 import xml.etree.ElementTree as ET
@@ -14,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
-DEFAULT_DIR = Path(os.environ.get("PBX365_GRAPH_METADATA", "/work/shared/graph-metadata"))
+BUNDLED_DIR = Path(__file__).with_name("metadata")
 _lock = threading.Lock()
 
 
@@ -37,7 +38,9 @@ class Schema:
         self.enums: dict[str, list[str]] = {}
         self.entity_sets: dict[str, str] = {}
         self.singletons: dict[str, str] = {}
-        root = ET.parse(path).getroot()
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            root = ET.parse(fh).getroot()
         for schema in root.iter(f"{EDM}Schema"):
             ns = schema.get("Namespace", "")
             alias = schema.get("Alias")
@@ -147,10 +150,18 @@ def _load(path: str) -> Schema:
     return Schema(path)
 
 
+def metadata_path(cloud_file: str = "v1.0-Prod.csdl") -> Path:
+    """Where ``cloud_file`` is read from (see the module docstring for the search order)."""
+    for d in (os.environ.get("PBX365_GRAPH_METADATA"), "/work/shared/graph-metadata"):
+        if d and (Path(d) / cloud_file).exists():
+            return Path(d) / cloud_file
+    return BUNDLED_DIR / f"{cloud_file}.gz"
+
+
 def schema(cloud_file: str = "v1.0-Prod.csdl") -> Schema:
     """The parsed schema (cached per process)."""
     with _lock:
-        return _load(str(DEFAULT_DIR / cloud_file))
+        return _load(str(metadata_path(cloud_file)))
 
 
 def compatible(csdl_type: str, value: object, sch: Schema | None = None) -> bool:
