@@ -59,6 +59,16 @@ PBX365_JOB_RESULT_TTL: int = 86400
 #: Maximum run time of one sync job, in seconds.
 PBX365_JOB_TIMEOUT: int = 3600
 
+#: Clock skew, in seconds, allowed when checking an ID token's ``exp``, ``nbf`` and ``iat`` (Sign in with Microsoft).
+PBX365_SSO_CLOCK_SKEW: int = 120
+
+#: Lifetime, in seconds, of the one-time code a native app exchanges for its session token.
+PBX365_SSO_APP_CODE_TTL: int = 60
+
+#: Whether signing out (``POST {PBX365_URL_PREFIX}/sign-out/<tenant>``) also signs the browser out of Microsoft
+#: (the tenant's ``end_session_endpoint``) when it signed in with Microsoft; a ``microsoft=1`` form field asks for it.
+PBX365_SSO_SIGN_OUT_MICROSOFT: bool = False
+
 DEFAULTS: dict[str, object] = {
     name: value for name, value in dict(globals()).items() if name.startswith("PBX365_")
 }

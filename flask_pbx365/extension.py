@@ -52,6 +52,8 @@ class PBX365:
         app.register_blueprint(public_bp, url_prefix=app.config["PBX365_URL_PREFIX"])
         app.cli.add_command(pbx365_cli)
         app.add_template_global(csrf_token, "pbx365_csrf_token")
+        from .sso import signin_button
+        app.add_template_global(signin_button, "pbx365_signin_button")
 
     @staticmethod
     def state(app: Flask | None = None) -> PBX365State:

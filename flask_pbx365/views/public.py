@@ -51,6 +51,10 @@ def oauth_callback():
                            "from this browser, or it was already used. Start again from the portal.")
     if data["purpose"] == "admin_consent":
         return _finish_admin_consent(data, params)
+    if data["purpose"] == "sign_in":
+        from ..sso.callback import finish_sign_in
+
+        return finish_sign_in(data, params)
     return _error_page("Unknown request", "This response from Microsoft is not one the portal expects.")
 
 

@@ -1,0 +1,23 @@
+"""Sign in with Microsoft: OIDC code flow with PKCE for the admin portal, the web client and native apps.
+
+Public API for hosts:
+
+- template global ``pbx365_signin_button(tenant, target)`` (:func:`signin_button`);
+- :func:`password_sign_in_refusal` for the host's password form ("Microsoft only" mode);
+- :func:`sign_out_response` for the host's logout view (or ``POST {PBX365_URL_PREFIX}/sign-out/<tenant>``).
+"""
+from __future__ import annotations
+
+from .button import signin_button
+from .matching import Identity, password_sign_in_refusal
+from .safety import safe_next
+
+
+def sign_out_response(tenant: str, return_to: str | None = None, microsoft: bool | None = None):
+    """See :func:`flask_pbx365.sso.routes.sign_out_response`."""
+    from .routes import sign_out_response as _sign_out
+
+    return _sign_out(tenant, return_to, microsoft)
+
+
+__all__ = ["Identity", "password_sign_in_refusal", "safe_next", "sign_out_response", "signin_button"]

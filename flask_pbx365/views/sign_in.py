@@ -1,0 +1,61 @@
+"""The Sign In tab: enable Sign in with Microsoft, who may use it, where, the mode, and the apps' redirect URIs."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app, flash, redirect, request, url_for
+
+from .. import signals
+from ..exceptions import SettingsError
+from ..models import UserLink
+from ..redirects import redirect_uris
+from ..settings import get_settings, import_settings
+from ..state import get_state
+from ..tenants import find_config
+from .admin import TABS, admin_bp, current_tenant, render_tab
+
+if ("pbx365_admin.sign_in", "Sign In") not in TABS:
+    TABS.append(("pbx365_admin.sign_in", "Sign In"))
+
+
+def _lines(name: str) -> list[str]:
+    return [line.strip() for line in request.form.get(name, "").splitlines() if line.strip()]
+
+
+def _form_settings() -> dict:
+    return {
+        "enabled": request.form.get("enabled") == "on",
+        "who": request.form.get("who") or "all",
+        "users": request.form.getlist("users"),
+        "groups": _lines("groups"),
+        "targets": [t for t in ("admin", "web", "app") if t in request.form.getlist("targets")],
+        "mode": request.form.get("mode") or "microsoft_or_password",
+        "app_redirect_uris": _lines("app_redirect_uris"),
+    }
+
+
+def _page(form: dict | None = None, error: str | None = None, status: int = 200):
+    tenant = current_tenant()
+    config = find_config(tenant)
+    links = get_state().db.session.scalars(sa.select(UserLink).where(
+        UserLink.tenant == tenant, UserLink.state == "active").order_by(UserLink.display_name, UserLink.id)).all()
+    prefix = current_app.config["PBX365_URL_PREFIX"].rstrip("/")
+    return render_tab(
+        "pbx365/sign_in.html", form=form or get_settings(tenant)["sign_in"], error=error, links=links,
+        redirect_uris=redirect_uris(tenant, config.verified_redirect_uris if config else []),
+        connected=bool(config and config.client_id and config.directory_id),
+        app_authorize=f"{prefix}/app/authorize", app_token=f"{prefix}/app/token",
+    ), status
+
+
+@admin_bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    if request.method == "GET":
+        return _page()
+    form = _form_settings()
+    try:
+        import_settings(current_tenant(), {"sign_in": form})
+    except SettingsError as exc:
+        return _page(form=form, error=str(exc), status=400)
+    signals.settings_changed.send(current_app._get_current_object(), tenant=current_tenant())
+    flash("Saved.", "success")
+    return redirect(url_for("pbx365_admin.sign_in"))
