@@ -8,10 +8,12 @@ Mailbox data lives in the tenant (``contact_folders``, ``contacts``, ``events``,
 without ``parentFolderId`` is in the user's default Contacts folder (:func:`default_contact_folder_id`); a folder
 without one is a child of it. Delta rounds read the tenant's change log: a token carries the sequence number
 its round started at, and the next round reports every contact/folder/event changed since (current state, or
-``@removed``). Recurrence and time zones are in :mod:`flask_pbx365.emulator.outlook_time` terms but kept here.
+``@removed``). Series are expanded in the master's own time zone (IANA or Windows names), so occurrences keep
+their wall-clock time across daylight-saving changes; answers are in UTC or ``Prefer: outlook.timezone``.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -298,8 +300,11 @@ def _read_delta_token(tenant: Tenant, kind: str, user_id: str, scope: str | None
 def _changed_ids(tenant: Tenant, kind: str, user_id: str, since: int, upto: int) -> dict[str, list]:
     """Object id → its changes (oldest first) of ``kind`` in ``user_id``'s mailbox with since < seq <= upto."""
     out: dict[str, list] = {}
-    for ch in tenant.changes:
-        if since < ch.seq <= upto and ch.kind == kind and ch.owner == user_id:
+    first = bisect.bisect_right(tenant.changes, since, key=lambda ch: ch.seq)   # the log is in seq order
+    for ch in tenant.changes[first:]:
+        if ch.seq > upto:
+            break
+        if ch.kind == kind and ch.owner == user_id:
             out.setdefault(ch.object_id, []).append(ch)
     return out
 

@@ -99,8 +99,10 @@ class Notifier:
         self._cond = threading.Condition()
         self._counter = itertools.count()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._deliver_loop, name="m365-notify", daemon=True),
-                         threading.Thread(target=self._expiry_loop, name="m365-sub-expiry", daemon=True)]
+        # Two senders, so one endpoint that answers slowly does not hold up every other one.
+        self._threads = [threading.Thread(target=self._deliver_loop, name=f"m365-notify-{i}", daemon=True)
+                         for i in range(2)]
+        self._threads.append(threading.Thread(target=self._expiry_loop, name="m365-sub-expiry", daemon=True))
 
     def start(self) -> None:
         for t in self._threads:
