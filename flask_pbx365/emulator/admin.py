@@ -197,6 +197,13 @@ def create_user(tid: str) -> tuple[Response, int]:
         return jsonify(_user_json(user)), 201
 
 
+@admin_bp.get("/tenants/<tid>/users")
+def list_users(tid: str) -> Response:
+    """Every user of the tenant, soft-deleted ones included (``deleted: true``)."""
+    with store().lock:
+        return jsonify([_user_json(u) for u in _tenant(tid).users.values()])
+
+
 @admin_bp.get("/tenants/<tid>/users/<uid>")
 def get_user(tid: str, uid: str) -> Response:
     with store().lock:
