@@ -10,10 +10,11 @@ import re
 import threading
 from dataclasses import dataclass
 
+import jwt
 import msal
 import requests
 
-from ..exceptions import AuthenticationError
+from ..exceptions import AuthenticationError, KeyPairError
 from .credentials import AppCredentials
 from .transport import TrustedHttp, connection_error, new_session, trust_store
 
@@ -105,8 +106,7 @@ class TokenProvider:
 
     def _client_credential(self) -> dict[str, str]:
         c = self.credentials
-        credential = {"private_key": c.private_key_pem.decode("ascii"),
-                      "public_certificate": c.certificate_pem.decode("ascii")}
+        credential = {"private_key": _text(c.private_key_pem), "public_certificate": _text(c.certificate_pem)}
         if self.algorithm == "RS256":
             # An explicit SHA-1 thumbprint makes MSAL fall back to RS256 + x5t.
             credential["thumbprint"] = c.sha1_thumbprint
@@ -135,7 +135,10 @@ class TokenProvider:
             raise connection_error(exc, "GET", authority, verify) from exc
         except ValueError as exc:
             http.close()
-            raise self._auth_error(str(exc), f"MSAL could not use the authority {authority}") from exc
+            # MSAL re-raises discovery failures without the server's answer; that (with the AADSTS code) is in
+            # the exception it was handling.
+            text = f"{exc.__context__}\n{exc}" if exc.__context__ else str(exc)
+            raise self._auth_error(text, f"MSAL could not use the authority {authority}") from exc
         return _Entry(app=app, http=http, lock=threading.Lock())
 
     def _auth_error(self, text: str, fallback: str) -> AuthenticationError:
@@ -159,6 +162,10 @@ class TokenProvider:
                 result = entry.app.acquire_token_for_client(scopes=[self.credentials.cloud.graph_scope])
             except requests.RequestException as exc:
                 raise connection_error(exc, "POST", entry.app.authority.token_endpoint, entry.http.verify) from exc
+            except (ValueError, TypeError, jwt.PyJWTError) as exc:  # the key cannot sign the client assertion
+                raise KeyPairError(
+                    f"The private key of tenant {self.credentials.tenant_key!r} cannot sign a client assertion "
+                    f"({type(exc).__name__}): generate a new key pair and upload its public_key.pem.") from exc
         token = result.get("access_token") if isinstance(result, dict) else None
         if token:
             if result.get("token_source") == "identity_provider":
@@ -183,3 +190,7 @@ class TokenProvider:
                 if item.get("secret") == token:
                     cache.remove_at(item)
 
+
+
+def _text(pem: bytes | str) -> str:
+    return pem.decode("ascii") if isinstance(pem, bytes) else pem

@@ -40,6 +40,7 @@ def _capture_assertions(client) -> list[dict]:
     ("RS256", "x5t", "x5t#S256"),
 ])
 def test_certificate_assertion_algorithms(graph_env, algorithm, thumbprint_header, other_header):
+    token_registry.forget(graph_env.credentials)  # no token cached by the fixture's setup
     with graph_env.client(algorithm=algorithm) as client:
         sent = _capture_assertions(client)
         users = list(client.iter_items("/users"))
@@ -57,6 +58,7 @@ def test_certificate_assertion_algorithms(graph_env, algorithm, thumbprint_heade
 
 
 def test_token_is_cached_per_tenant_app(graph_env):
+    token_registry.forget(graph_env.credentials)
     with graph_env.client() as first, graph_env.client() as second:
         first.get("/users")
         second.get("/users")
