@@ -1,0 +1,400 @@
+"""The user sync engine: Microsoft Graph users → plan → PBX host adapter, in crash-safe batches.
+
+Data flows one way: :class:`~flask_pbx365.graph.GraphClient` → this engine → :class:`~flask_pbx365.host.PBXHost`.
+The views, the CLI and the RQ job all end up in :func:`sync_users`.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from ..connection import client_options, credentials_for
+from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error
+from ..graph import BatchRequest, GraphClient
+from ..host import MailMessage
+from ..models import UserLink
+from ..settings import get_settings
+from ..state import get_state
+from ..tenants import require_connection
+from .extensions import ExtensionAllocator
+from .guard import check as guard_check
+from .mapping import SELECT, options_hash
+from .models import DeltaState
+from .photos import sync_photos
+from .plan import REMOVALS, UPSERTS, Action, Plan, Planner
+from .runs import RunContext
+from .scope import Scope
+
+log = logging.getLogger("flask_pbx365.sync")
+
+KIND = "users"
+#: Item action recorded for each plan action kind.
+ITEM_ACTION = {"create": "created", "link": "linked", "update": "updated", "enable": "updated",
+               "disable": "disabled", "delete": "deleted", "skip": "skipped"}
+
+
+def batch_size() -> int:
+    return max(1, int(get_state().app.config.get("PBX365_SYNC_BATCH_SIZE", 50)))
+
+
+class UserSync:
+    """One execution of a user sync run (see :func:`sync_users`)."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.run = ctx.run
+        self.tenant = ctx.run.tenant
+        self.state = get_state()
+        self.session = self.state.db.session
+        self.host = self.state.host
+        self.options = get_settings(self.tenant)["user_sync"]
+        self.directory_id = require_connection(self.tenant).directory_id.lower()
+        self.graph_errors: list[str] = []
+        self.full_reason = ""
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def _delta_state(self) -> DeltaState | None:
+        return self.session.scalar(sa.select(DeltaState).where(DeltaState.tenant == self.tenant,
+                                                                DeltaState.kind == KIND))
+
+    def _read(self, client: GraphClient, state: DeltaState | None, scope: Scope) -> tuple[dict[str, dict], bool, str]:
+        """Every user of this round by lower-case id, whether the round was full, and the new deltaLink."""
+        opts_hash = options_hash(self.options)
+        full = True
+        if state is None or not state.delta_link:
+            self.full_reason = "first run"
+        elif (state.directory_id or "").lower() != self.directory_id:
+            self.full_reason = "the directory (tenant) ID changed"
+        elif state.options_hash != opts_hash:
+            self.full_reason = "filters or mapped fields changed"
+        elif state.scope_hash != scope.members_hash():
+            self.full_reason = "membership of the selected groups changed"
+        else:
+            full = False
+        try:
+            return self._round(client, None if full else state.delta_link)
+        except DeltaTokenExpiredError:
+            log.info("users delta token of %s expired: full resync", self.tenant)
+            self.full_reason = "the delta token expired"
+            return self._round(client, None)
+
+    def _round(self, client: GraphClient, delta_link: str | None) -> tuple[dict[str, dict], bool, str]:
+        full = delta_link is None
+        self.ctx.report(force=True, phase="reading", pages=0, read=0, full=full)
+        rnd = client.delta("/users/delta", params={"$select": ",".join(SELECT)}) if full else client.delta(delta_link)
+        users: dict[str, dict] = {}
+        for page in rnd:
+            for item in page:
+                oid = str(item.get("id") or "").lower()
+                if not oid:
+                    continue
+                previous = users.get(oid)
+                # The same user can come more than once in a round; later data wins, partial data merges.
+                if "@removed" in item or previous is None or "@removed" in previous:
+                    users[oid] = item
+                else:
+                    users[oid] = {**previous, **item}
+            self.ctx.report(pages=rnd.pages, read=len(users))
+        if not full:
+            self._complete_partial(client, users)
+        return users, full, rnd.delta_link
+
+    def _complete_partial(self, client: GraphClient, users: dict[str, dict]) -> None:
+        """Delta may return only changed properties: read such users whole, so no decision rests on a guess."""
+        partial = [oid for oid, u in users.items() if "@removed" not in u and any(k not in u for k in SELECT)]
+        if not partial:
+            return
+        answers = client.batch([BatchRequest(str(i), "GET", f"/users/{oid}?$select={','.join(SELECT)}")
+                                for i, oid in enumerate(partial)])
+        for oid, answer in zip(partial, answers):
+            if answer.ok and isinstance(answer.body, dict):
+                users[oid] = {**{k: None for k in SELECT}, **users[oid], **answer.body}
+            elif answer.status == 404:
+                users[oid] = {"id": users[oid].get("id", oid), "@removed": {"reason": "changed"}}
+            else:
+                error = answer.error()
+                self._graph_error(f"reading user {oid}: {error}")
+                self.ctx.item("error", users.pop(oid), detail=f"Could not read the whole user: {error}")
+
+    # --- the run ----------------------------------------------------------------------------------------------
+
+    def execute(self) -> tuple[str, str]:
+        ctx = self.ctx
+        with GraphClient(credentials_for(self.tenant), **client_options()) as client:
+            scope = Scope.from_options(self.options)
+            ctx.report(force=True, phase="reading")
+            state = self._delta_state()
+            try:
+                scope.load_groups(client)
+                users, full, delta_link = self._read(client, state, scope)
+            except GraphError as exc:
+                return "failed", f"Reading users from Microsoft 365 failed: {exc} Nothing was changed."
+            ctx.report(force=True, phase="planning")
+            links = list(self.session.scalars(sa.select(UserLink).where(
+                UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id)))
+            host_users = self.host.list_users(self.tenant)
+            now = datetime.now(timezone.utc)
+            planner = Planner(self.options, scope, links, host_users, now)
+            for oid, user in users.items():
+                planner.consider(oid, user)
+            plan = planner.finish(full, set(users))
+            if self.graph_errors:
+                plan.actions = [a for a in plan.actions if a.kind not in REMOVALS]
+            linked = sum(1 for link in links if link.state in ("active", "disabled"))
+            verdict = guard_check(plan.removals, linked, int(self.options["guard_percent"]),
+                                  int(self.options["guard_max"]), ctx.confirmed)
+            allocator = ExtensionAllocator.for_users(self.host, self.tenant, self.options["start_extension"],
+                                                     host_users)
+            if self.run.dry_run:
+                return self._preview(plan, allocator, full, verdict.hold)
+            if verdict.hold:
+                self._record_plan(plan, allocator, "planned, waiting for confirmation")
+                self.run.progress = {**(self.run.progress or {}), "held_removals": verdict.removals}
+                ctx.commit()
+                self._notify_held(verdict.message)
+                return "waiting_confirmation", verdict.message
+            old_group = (state.applied or {}).get("extension_group") if state else None
+            self._apply(client, plan, allocator, old_group, now)
+            if self.options["photos"]:
+                self._photos(client, plan)
+            if self.graph_errors:
+                ctx.commit()
+                return "failed", (f"{self._summary(full)} Some Microsoft Graph calls failed ({self.graph_errors[0]}"
+                                  f"{f' and {len(self.graph_errors) - 1} more' if len(self.graph_errors) > 1 else ''}"
+                                  "), so nobody was disabled or deleted in this run; the next run tries again.")
+            self._apply_removals(plan, now)
+            self._save_state(state, delta_link, scope, full, now)
+            ctx.commit()
+            return "done", self._summary(full)
+
+    def _summary(self, full: bool) -> str:
+        how = f"Full sync ({self.full_reason})" if full else "Incremental sync"
+        counts = ", ".join(f"{v} {k}" for k, v in self.ctx.counts.items() if v)
+        return f"{how}: {counts or 'no changes'}."
+
+    # --- preview and held plans -------------------------------------------------------------------------------
+
+    def _record_plan(self, plan: Plan, allocator: ExtensionAllocator, note: str) -> None:
+        for action in plan.actions:
+            if action.kind not in ITEM_ACTION:
+                continue
+            extension = allocator.peek() if action.kind == "create" else (
+                action.host_user.extension if action.host_user else None)
+            detail = "; ".join(x for x in (action.reason, action.mapped.caller_id_note if action.mapped else "", note)
+                               if x)
+            self.ctx.item(ITEM_ACTION[action.kind], action.user, extension=extension, detail=detail,
+                          object_id=action.object_id, upn=action.upn, name=action.name)
+
+    def _preview(self, plan: Plan, allocator: ExtensionAllocator, full: bool, would_hold: bool) -> tuple[str, str]:
+        self._record_plan(plan, allocator, "dry run: not applied")
+        self.ctx.commit()
+        held = " A real run would be held for the admin's confirmation (mass-change guard)." if would_hold else ""
+        photos = " Photos are compared during real runs only." if self.options["photos"] else ""
+        return "done", f"Dry run, nothing was changed. {self._summary(full)}{held}{photos}"
+
+    def _notify_held(self, message: str) -> None:
+        if not get_settings(self.tenant)["notifications"]["enabled"]:
+            return
+        recipients = self.host.admin_emails(self.tenant)
+        if not recipients:
+            return
+        try:
+            self.host.send_mail(self.tenant, MailMessage(
+                to=recipients, subject="Microsoft 365 user sync is waiting for your confirmation",
+                body=f"{message}\n\nRun: {self.run.id}\nOpen Microsoft 365 integration > User Sync to review the "
+                     "list of users it would disable or delete, then confirm or change the filters."))
+            self.session.commit()
+        except PBX365Error:
+            log.warning("could not mail the admins of %s about held run %s", self.tenant, self.run.id,
+                        exc_info=True)
+
+    # --- applying ---------------------------------------------------------------------------------------------
+
+    def _batches(self, actions: list[Action]) -> Iterable[list[Action]]:
+        size = batch_size()
+        for start in range(0, len(actions), size):
+            yield actions[start:start + size]
+
+    def _apply(self, client: GraphClient, plan: Plan, allocator: ExtensionAllocator, old_group: str | None,
+               now: datetime) -> None:
+        actions = [a for a in plan.actions if a.kind not in REMOVALS]
+        group = self.options["extension_group"]
+        if plan.of(*UPSERTS):
+            self.host.ensure_group(self.tenant, group)
+        self.ctx.report(force=True, phase="applying", done=0, total=len(actions))
+        done = 0
+        for batch in self._batches(actions):
+            write_back: list[tuple[Action, str]] = []
+            for action in batch:
+                if action.kind == "skip":
+                    self.ctx.item("skipped", action.user, detail=action.reason)
+                    continue
+                try:
+                    with self.session.begin_nested():
+                        extension = self._apply_one(action, allocator, group, old_group, now)
+                except PBX365Error as exc:
+                    self.ctx.item("error", action.user, detail=f"{action.reason}: {exc}" if action.reason
+                                  else str(exc), object_id=action.object_id, upn=action.upn, name=action.name)
+                    continue
+                if extension and self.options["write_back_phone"] and action.kind in UPSERTS:
+                    phones = action.user.get("businessPhones")
+                    if phones != [extension]:
+                        write_back.append((action, extension))
+            done += len(batch)
+            self.ctx.report(done=done)
+            self.ctx.commit()  # the batch's host changes, links and details together
+            for action, extension in write_back:
+                try:
+                    client.patch(f"/users/{action.object_id}", {"businessPhones": [extension]})
+                except GraphError as exc:
+                    self._graph_error(f"writing the extension back to {action.upn}: {exc}")
+                    self.ctx.item("error", action.user, extension=extension,
+                                  detail=f"Could not write the extension to the business phone in Microsoft 365: {exc}")
+            if write_back:
+                self.ctx.commit()
+
+    def _apply_one(self, action: Action, allocator: ExtensionAllocator, group: str, old_group: str | None,
+                   now: datetime) -> str | None:
+        """Apply one upsert; returns the user's extension (None for actions that touch no PBX user)."""
+        host, tenant, user, mapped = self.host, self.tenant, action.user, action.mapped
+        link = action.link
+        if action.kind == "relabel":
+            link.user_principal_name = user.get("userPrincipalName")
+            link.display_name = user.get("displayName")
+            return None
+        if action.kind == "forget":
+            link.state, link.reason = "deleted", action.reason
+            return None
+        if action.kind == "create":
+            host_user = allocator.create(user.get("userPrincipalName") or user["id"], mapped.fields)
+            self._free_host_id(host_user.id, link)
+            if link is None:
+                link = UserLink(tenant=tenant, directory_id=self.directory_id, object_id=user["id"].lower(),
+                                host_user_id=host_user.id, created_at=now)
+                self.session.add(link)
+            link.host_user_id = host_user.id
+            link.photo_etag = None
+        else:
+            host_user = action.host_user
+            if action.kind == "link":
+                link = UserLink(tenant=tenant, directory_id=self.directory_id, object_id=user["id"].lower(),
+                                host_user_id=host_user.id, created_at=now)
+                self.session.add(link)
+            host.update_user(tenant, host_user.id, mapped.fields)
+            if action.kind == "enable":
+                host.set_user_enabled(tenant, host_user.id, True)
+        if mapped.manage_caller_id:
+            host.set_caller_id(tenant, host_user.id, mapped.caller_id)
+        host.set_group_membership(tenant, group, host_user.id, True)
+        if old_group and old_group != group:
+            host.set_group_membership(tenant, old_group, host_user.id, False)
+        link.state, link.reason, link.disabled_at = "active", None, None
+        link.user_principal_name = user.get("userPrincipalName")
+        link.display_name = user.get("displayName")
+        link.fields_hash = mapped.digest()
+        link.last_seen_at = now
+        self.session.flush()
+        detail = "; ".join(x for x in (action.reason, mapped.caller_id_note) if x)
+        self.ctx.item(ITEM_ACTION[action.kind], user, extension=host_user.extension, detail=detail)
+        return host_user.extension
+
+    def _free_host_id(self, host_user_id: str, keep: UserLink | None) -> None:
+        """A host that reuses ids may hand out the id of a user deleted behind the sync's back."""
+        stale = self.session.scalar(sa.select(UserLink).where(UserLink.tenant == self.tenant,
+                                                              UserLink.host_user_id == host_user_id))
+        if stale is not None and stale is not keep:
+            stale.host_user_id = f"gone-{stale.id}"
+            stale.state, stale.reason = "deleted", "the PBX user was deleted in the PBX"
+            self.session.flush()
+
+    def _apply_removals(self, plan: Plan, now: datetime) -> None:
+        removals = plan.of(*REMOVALS)
+        if not removals:
+            return
+        self.ctx.report(force=True, phase="deprovisioning", done=0, total=len(removals))
+        done = 0
+        for batch in self._batches(removals):
+            for action in batch:
+                link, host_user = action.link, action.host_user
+                try:
+                    with self.session.begin_nested():
+                        if action.kind == "disable":
+                            self.host.set_user_enabled(self.tenant, host_user.id, False)
+                            link.state, link.disabled_at = "disabled", now
+                        else:
+                            self.host.delete_user(self.tenant, host_user.id)
+                            link.state = "deleted"
+                            link.host_user_id = f"deleted-{link.id}"
+                        link.reason = action.reason
+                        self.session.flush()
+                except PBX365Error as exc:
+                    self.ctx.item("error", action.user, extension=host_user.extension, detail=str(exc),
+                                  object_id=action.object_id, upn=action.upn, name=action.name)
+                    continue
+                self.ctx.item(ITEM_ACTION[action.kind], action.user, extension=host_user.extension,
+                              detail=action.reason, object_id=action.object_id, upn=action.upn, name=action.name)
+            done += len(batch)
+            self.ctx.report(done=done)
+            self.ctx.commit()
+
+    def _photos(self, client: GraphClient, plan: Plan) -> None:
+        links = list(self.session.scalars(sa.select(UserLink).where(
+            UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id,
+            UserLink.state == "active").order_by(UserLink.id)))
+        self.ctx.report(force=True, phase="photos", done=0, total=len(links))
+        progress = {"done": 0}
+
+        def changed(link: UserLink, what: str) -> None:
+            self.ctx.item("updated", object_id=link.object_id, upn=link.user_principal_name,
+                          name=link.display_name, detail=what)
+
+        def failed(link: UserLink, error: GraphError) -> None:
+            if isinstance(error, NotFoundError):
+                return
+            self._graph_error(f"reading the photo of {link.user_principal_name}: {error}")
+            self.ctx.item("error", object_id=link.object_id, upn=link.user_principal_name, name=link.display_name,
+                          detail=f"Could not read the photo: {error}")
+
+        def chunk_done(n: int) -> None:
+            progress["done"] += n
+            self.ctx.report(done=progress["done"])
+            self.ctx.commit()
+
+        try:
+            sync_photos(client, self.host, self.tenant, links, changed, failed, chunk_done)
+        except GraphError as exc:
+            self.session.rollback()
+            self._graph_error(f"reading photos: {exc}")
+
+    def _graph_error(self, what: str) -> None:
+        log.warning("user sync of %s: Graph error %s", self.tenant, what)
+        self.graph_errors.append(what)
+
+    def _save_state(self, state: DeltaState | None, delta_link: str, scope: Scope, full: bool,
+                    now: datetime) -> None:
+        if state is None:
+            state = DeltaState(tenant=self.tenant, kind=KIND, applied={})
+            self.session.add(state)
+        state.directory_id = self.directory_id
+        state.delta_link = delta_link
+        state.options_hash = options_hash(self.options)
+        state.scope_hash = scope.members_hash()
+        state.applied = {"extension_group": self.options["extension_group"]}
+        if full:
+            state.full_sync_at = now
+
+
+def sync_users(ctx: RunContext) -> tuple[str, str]:
+    """The user sync engine for :func:`flask_pbx365.sync.runs.execute`: ``(status, message)``."""
+    return UserSync(ctx).execute()
+
+
+def reset_delta(tenant: str) -> None:
+    """Forget the stored deltaLink: the next run is a full resync."""
+    session = get_state().db.session
+    session.execute(sa.delete(DeltaState).where(DeltaState.tenant == tenant, DeltaState.kind == KIND))
+    session.commit()
