@@ -86,7 +86,9 @@ def redeem_code(provider: Provider, credentials: AppCredentials, *, code: str, r
     with OAuth2Session(credentials.client_id, key, token_endpoint_auth_method=auth,
                        code_challenge_method="S256") as client:
         try:
+            # Entra wants client_id in the body next to the assertion.
             token = client.fetch_token(token_endpoint, grant_type="authorization_code", code=code,
+                                       client_id=credentials.client_id,
                                        redirect_uri=redirect_uri, code_verifier=verifier, scope=SCOPES,
                                        verify=verify, timeout=timeouts(provider.timeout))
         except OAuthError as exc:

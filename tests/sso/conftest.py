@@ -1,0 +1,142 @@
+"""Sign in with Microsoft test rig: the demo portal (acme) connected to the emulator, and a browser-like driver.
+
+``sso`` connects tenant ``acme`` to a fresh emulator tenant (custom cloud, the tenant's own key pair uploaded as the
+app's certificate, both redirect URIs registered) and links PBX users to Entra users the way user sync does:
+a ``UserLink`` row (tenant, tid, oid) -> host user id. ``Browser`` walks the real flow: portal (Flask test client)
+-> emulator sign-in page (HTTPS, its form posted like a person) -> portal callback.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html import unescape
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from flask_pbx365.testing import PASSWORD
+
+PORTAL = "http://portal.test"
+SBC = "https://sbc.test:8444"
+CALLBACK = "/integrations/microsoft365/oauth2/callback"
+
+
+@dataclass
+class SSOEnv:
+    app: Any
+    emulator: Any
+    tid: str
+    app_id: str
+    users: dict[str, dict] = field(default_factory=dict)      # Entra users by short name
+    host_ids: dict[str, str] = field(default_factory=dict)    # PBX usernames -> host user ids
+
+    def upn(self, name: str) -> str:
+        return self.users[name]["userPrincipalName"]
+
+    def oid(self, name: str) -> str:
+        return self.users[name]["id"]
+
+    def link(self, entra_name: str, host_username: str, state: str = "active") -> None:
+        """What user sync records for a synced user: (tenant, tid, oid) -> host user id."""
+        from flask_pbx365.models import UserLink
+        from flask_pbx365.state import get_state
+
+        with self.app.app_context():
+            db = get_state().db
+            db.session.add(UserLink(tenant="acme", directory_id=self.tid, object_id=self.oid(entra_name),
+                                    host_user_id=self.host_ids[host_username], state=state,
+                                    user_principal_name=self.upn(entra_name),
+                                    display_name=self.users[entra_name]["displayName"]))
+            db.session.commit()
+
+    def settings(self, **sign_in: Any) -> None:
+        from flask_pbx365.settings import import_settings
+
+        with self.app.app_context():
+            import_settings("acme", {"sign_in": sign_in})
+
+
+@pytest.fixture(autouse=True)
+def _explicit_trust(monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's ``verify`` (the emulator handle's
+    CA); the extension itself always passes its CA per request, so only the test helpers need this."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+
+
+@pytest.fixture
+def sso(app, m365_emulator, m365_tenant) -> SSOEnv:
+    from demo_app.host import DemoHost
+    from flask_pbx365.keys import certificate_pem, generate_key_pair
+    from flask_pbx365.settings import import_settings
+    from flask_pbx365.sso import oidc
+
+    oidc.forget()
+    with app.app_context():
+        info = generate_key_pair("acme")
+        cert = certificate_pem("acme", info.sha256).decode()
+        host_ids = {u.username: u.id for u in DemoHost().list_users("acme")}
+    app_id = m365_emulator.add_application(
+        m365_tenant, displayName="Demo PBX", redirectUris=[PORTAL + CALLBACK, SBC + CALLBACK], certificates=[cert],
+        permissions=["User.Read.All", "GroupMember.Read.All"], adminConsent=True)
+    with app.app_context():
+        import_settings("acme", {
+            "configure": {"client_id": app_id, "directory_id": m365_tenant, "cloud": "custom",
+                          "login_url": m365_emulator.base_url, "graph_url": m365_emulator.base_url,
+                          "ca_bundle": m365_emulator.ca_path},
+            "sign_in": {"enabled": True, "who": "all", "targets": ["admin", "web", "app"],
+                        "mode": "microsoft_or_password", "app_redirect_uris": ["pbxapp://auth", "http://127.0.0.1/cb"]},
+        })
+    users = {u["userPrincipalName"].split("@")[0]: u
+             for u in m365_emulator.admin("GET", f"/tenants/{m365_tenant}/users")}
+    return SSOEnv(app, m365_emulator, m365_tenant, app_id, users, host_ids)
+
+
+class Browser:
+    """A person's browser: the portal through a Flask test client, Microsoft through a requests session."""
+
+    def __init__(self, env: SSOEnv, base_url: str = PORTAL, environ: dict | None = None):
+        import requests
+
+        self.env = env
+        self.client = env.app.test_client()
+        self.base_url = base_url
+        self.environ = environ or {}
+        self.ms = requests.Session()
+        self.ms.verify = env.emulator.ca_path
+
+    def portal(self, method: str, url: str, **kw: Any):
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}" if parts.netloc else self.base_url
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return self.client.open(path, method=method, base_url=base, environ_base=self.environ, **kw)
+
+    def start(self, url: str) -> str:
+        """GET a portal URL that starts sign-in; returns Microsoft's authorize URL it redirects to."""
+        response = self.portal("GET", url)
+        assert response.status_code == 302, response.get_data(as_text=True)[:800]
+        return response.headers["Location"]
+
+    def microsoft_sign_in(self, authorize_url: str, username: str, password: str = PASSWORD) -> str:
+        """Sign in on the emulator's page; returns the redirect URI with code and state it sends back."""
+        page = self.ms.get(authorize_url, allow_redirects=False, timeout=30)
+        if page.status_code == 302:  # already signed in to Microsoft (SSO cookie)
+            return page.headers["Location"]
+        assert page.status_code == 200, page.text[:800]
+        action = unescape(re.search(r'<form method="post" action="([^"]+)"', page.text).group(1))
+        fields = {unescape(k): unescape(v) for k, v in
+                  re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)}
+        fields.update(loginfmt=username, passwd=password)
+        answer = self.ms.post(self.env.emulator.base_url + action, data=fields, allow_redirects=False, timeout=30)
+        assert answer.status_code == 302, answer.text[:800]
+        return answer.headers["Location"]
+
+    def sign_in(self, start_url: str, username: str):
+        """The whole round trip; returns the portal's answer to the callback."""
+        back = self.microsoft_sign_in(self.start(start_url), username)
+        return self.portal("GET", back)
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
