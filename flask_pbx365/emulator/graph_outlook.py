@@ -17,7 +17,8 @@ import bisect
 import hashlib
 import json
 import re
-from datetime import date, datetime, time, timedelta, timezone
+import time
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -114,8 +115,7 @@ def _latency(tenant: Tenant) -> None:
     """Simulated Exchange latency (admin ``PUT .../mailboxLatency``): lets tests hold mailbox slots."""
     ms = tenant.extra.get("outlook", {}).get("latencyMs", 0)
     if ms:
-        import time as _time
-        _time.sleep(ms / 1000)
+        time.sleep(ms / 1000)
 
 
 def _not_found(kind: str) -> Exception:
