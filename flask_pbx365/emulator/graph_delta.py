@@ -106,7 +106,7 @@ def _incremental(tenant: Tenant, state: dict, basic_only: bool, minimal: bool) -
         changed = entry["props"] & tracked
         if not full and not changed:
             continue  # only untracked properties changed
-        view = user_view(user, select, basic_only)
+        view = user_view(user, select, basic_only, ("id",))
         if minimal and not full:
             out.append({"id": oid, **{k: view[k] for k in changed if k in view}})
         else:
@@ -139,7 +139,7 @@ def users_delta() -> Response:
             keys = [u["id"] for u in users]
             start = bisect.bisect_right(keys, state["k"]) if state.get("k") else 0
             page = users[start:start + n]
-            value = [_clean(user_view(u, select, basic_only)) for u in page]
+            value = [_clean(user_view(u, select, basic_only, ("id",))) for u in page]
             more = start + n < len(users)
             next_state = {**state, "k": page[-1]["id"]} if more else None
             end_seq = state["to"]

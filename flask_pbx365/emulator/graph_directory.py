@@ -56,12 +56,12 @@ def user_select(collection: bool) -> list[str] | None:
     return select
 
 
-def user_view(user: dict, select: list[str] | None, basic_only: bool) -> dict:
+def user_view(user: dict, select: list[str] | None, basic_only: bool, always: tuple[str, ...] = ()) -> dict:
     """The user as Graph returns it for this request's ``$select`` and permissions."""
     props = select or DEFAULT_USER_PROPS
     if basic_only:
         props = [p for p in props if p in BASIC_USER_PROPS]
-    return apply_select(user, props)
+    return apply_select(user, props, always=always)
 
 
 def _count_requested() -> bool:
