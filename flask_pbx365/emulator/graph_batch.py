@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, request
 from werkzeug.test import EnvironBuilder
 
-from .graph_common import error_body, graph_error, graph_json
+from .graph_common import error_body, graph_context, graph_error, graph_json
 
 batch_bp = Blueprint("m365_batch", __name__)
 MAX_REQUESTS = 20
@@ -128,6 +128,7 @@ def _dispatch(item: dict) -> dict:
 
 @batch_bp.post("/v1.0/$batch")
 def batch() -> Response:
+    graph_context()  # the batch itself needs a valid token (and is logged with its tenant and app)
     reqs = _order(_validate(request.get_json(silent=True)))
     failed: set[str] = set()
     responses: list[dict] = []
