@@ -63,8 +63,9 @@ class TenantConfig(Base):
     ca_bundle: Mapped[str | None] = mapped_column(sa.String(1024))
     #: Every tab but Configure, as in ``settings export`` (defaults filled in on read).
     options: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    #: Redirect URIs that last completed an OAuth round trip, to warn when the portal or SBC domain changes.
-    verified_redirect_uris: Mapped[list] = mapped_column(sa.JSON, default=list)
+    #: Role (``portal``/``sbc``) -> the redirect URI that last completed an OAuth round trip, to warn when the
+    #: portal or SBC domain changes.
+    verified_redirect_uris: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     consent_granted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

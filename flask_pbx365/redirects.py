@@ -10,25 +10,38 @@ from .state import get_state
 
 @dataclass(frozen=True)
 class RedirectURI:
+    role: str           # "portal" or "sbc"
     label: str          # "Portal domain" / "SBC domain"
     uri: str
-    changed: bool       # differs from every URI that last completed an OAuth round trip
+    changed: bool       # differs from the URI of the same domain that last completed an OAuth round trip
 
 
 def callback_path() -> str:
     return current_app.config["PBX365_URL_PREFIX"].rstrip("/") + "/oauth2/callback"
 
 
-def redirect_uris(tenant: str, verified: list[str] | None = None) -> list[RedirectURI]:
-    """The tenant's redirect URIs, flagged when a domain changed since the last successful sign-in or consent."""
+def redirect_uris(tenant: str, verified: dict[str, str] | None = None) -> list[RedirectURI]:
+    """The tenant's redirect URIs, flagged when a domain changed since its last successful sign-in or consent.
+
+    ``verified`` maps a role (``portal``, ``sbc``) to the URI that last completed an OAuth round trip.
+    """
     urls = get_state().host.public_urls(tenant)
-    verified = verified or []
+    verified = verified if isinstance(verified, dict) else {}
     out = []
-    for label, base in (("Portal domain", urls.portal), ("SBC domain", urls.sbc)):
+    for role, label, base in (("portal", "Portal domain", urls.portal), ("sbc", "SBC domain", urls.sbc)):
         if base:
             uri = base.rstrip("/") + callback_path()
-            out.append(RedirectURI(label, uri, bool(verified) and uri not in verified))
+            out.append(RedirectURI(role, label, uri, role in verified and verified[role] != uri))
     return out
+
+
+def record_verified(tenant: str, verified: dict[str, str] | None, uri: str) -> dict[str, str]:
+    """``verified`` updated with ``uri``, which just completed an OAuth round trip."""
+    updated = dict(verified) if isinstance(verified, dict) else {}
+    for item in redirect_uris(tenant):
+        if item.uri == uri:
+            updated[item.role] = uri
+    return updated
 
 
 def redirect_uri_for_request(tenant: str, request_origin: str) -> str:

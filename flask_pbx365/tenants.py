@@ -18,7 +18,7 @@ def find_config(tenant: str) -> TenantConfig | None:
 def get_or_create_config(tenant: str) -> TenantConfig:
     config = find_config(tenant)
     if config is None:
-        config = TenantConfig(tenant=tenant, options={}, verified_redirect_uris=[])
+        config = TenantConfig(tenant=tenant, options={}, verified_redirect_uris={})
         get_state().db.session.add(config)
     return config
 

@@ -40,10 +40,15 @@ def app(database_url, redis_url, tmp_path):
         db.engine.dispose()
 
 
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no csrf_token field on the page"
-    return match.group(1)
+def csrf_from(html: str, action_contains: str | None = None) -> str:
+    """The CSRF token of the first form on the page (whose action contains ``action_contains``, if given)."""
+    for form in re.finditer(r'<form\b[^>]*>(.*?)</form>', html, re.S):
+        if action_contains and action_contains not in form.group(0)[:300]:
+            continue
+        match = re.search(r'name="csrf_token" value="([^"]+)"', form.group(1))
+        if match:
+            return match.group(1)
+    raise AssertionError("no csrf_token field on the page")
 
 
 def login(client, username: str, password: str, *, page: str = "/admin/login", tenant: str | None = None):

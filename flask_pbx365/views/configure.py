@@ -28,7 +28,7 @@ def _page(form: dict | None = None, error: str | None = None, test_result: dict 
     active = next((k for k in keys if k.active), None)
     return render_tab(
         "pbx365/configure.html", form=form or settings["configure"], error=error, clouds=CLOUD_CHOICES,
-        cloud_endpoints=CLOUDS, redirect_uris=redirect_uris(tenant, config.verified_redirect_uris if config else []),
+        cloud_endpoints=CLOUDS, redirect_uris=redirect_uris(tenant, config.verified_redirect_uris if config else None),
         keys=keys, active_key=active, warn_days=warn_days, test_result=test_result,
         consent_granted_at=config.consent_granted_at if config else None,
     ), status

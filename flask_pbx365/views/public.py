@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from .. import signals
 from ..models import utcnow
 from ..state import get_state
+from ..redirects import record_verified
 from ..tenants import find_config
 
 public_bp = Blueprint("pbx365", __name__, template_folder="../templates")
@@ -73,8 +74,8 @@ def _finish_admin_consent(data: dict, params):
         return _error_page("Admin consent was not granted", description, hint=hint)
     if config is not None:
         config.consent_granted_at = utcnow()
-        verified = [u for u in (config.verified_redirect_uris or []) if u != data["redirect_uri"]]
-        config.verified_redirect_uris = [data["redirect_uri"], *verified][:4]
+        config.verified_redirect_uris = record_verified(tenant, config.verified_redirect_uris,
+                                                        data["redirect_uri"])
         state.db.session.commit()
     signals.admin_consent_received.send(state.app, tenant=tenant, granted=True, error=None)
     flash("Admin consent granted. Microsoft may take about a minute to apply new permissions.", "success")

@@ -21,7 +21,7 @@ def _page(client) -> str:
 
 
 def _post(client, path: str, data: dict | None = None):
-    return client.post(path, data={"csrf_token": csrf_from(_page(client)), **(data or {})})
+    return client.post(path, data={"csrf_token": csrf_from(_page(client), "microsoft365"), **(data or {})})
 
 
 def _key_links(html: str) -> list[str]:
@@ -34,18 +34,13 @@ def test_anonymous_is_sent_to_the_login_page(client):
     assert "/admin/login" in response.location
 
 
-def test_ordinary_user_gets_403(app):
-    from demo_app.models import User, db
-
+def test_web_client_user_has_no_admin_access(app):
     client = app.test_client()
-    with app.app_context():
-        user = db.session.scalars(db.select(User).where(User.role == "user")).first()
-        username = user.username
-    with app.app_context():
-        from demo_app.models import User as U  # noqa: F401
-    # seeded users share the demo password documented in the README
-    login(client, username, "password", page="/login")
-    assert client.get(TAB).status_code in (302, 403)
+    login(client, "alice@acme", "alice", page="/login")  # a web-client user, not a tenant admin
+    response = client.get(TAB)
+    assert response.status_code == 302 and "/admin/login" in response.location
+    assert client.post(TAB, data={"client_id": APP_ID}).status_code == 302
+    assert client.post(TAB + "/keys").status_code == 302
 
 
 def test_save_ids_and_cloud(admin_client):
@@ -155,7 +150,7 @@ def test_tenant_admin_cannot_reach_another_tenants_keys_or_settings(app, admin_c
     html = _page(other)
     assert APP_ID not in html and acme_sha not in html
     assert other.get(f"{TAB}/keys/{acme_sha}/public_key.pem").status_code == 404
-    token = csrf_from(html)
+    token = csrf_from(html, "microsoft365")
     assert other.post(f"{TAB}/keys/{acme_sha}/activate", data={"csrf_token": token}).status_code == 404
     # globex's save does not touch acme
     other.post(TAB, data={"csrf_token": token, "client_id": "", "directory_id": "", "cloud": "china"})
