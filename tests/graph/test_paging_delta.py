@@ -5,7 +5,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from flask_pbx365.exceptions import DeltaTokenExpiredError, MalformedResponseError, UnsafeLinkError
+from flask_pbx365.exceptions import (DeltaTokenExpiredError, FeatureUnavailableError, MalformedResponseError,
+                                     UnsafeLinkError)
+from flask_pbx365.graph import tokens as token_registry
+
+from .conftest import new_env
 
 
 def test_paging_over_more_than_999_users(graph_env):
@@ -83,3 +87,18 @@ def test_delta_round_changes_and_resync(graph_env):
         emulator.reset_delta(graph_env.tenant_id)
         with pytest.raises(DeltaTokenExpiredError):
             list(client.delta(third.delta_link))
+
+
+def test_contact_delta_missing_in_a_cloud_is_feature_unavailable(m365_emulator, key_pair):
+    china = new_env(m365_emulator, key_pair, cloud="china")
+    global_ = new_env(m365_emulator, key_pair)
+    try:
+        with china.client() as client, pytest.raises(FeatureUnavailableError) as info:
+            list(client.delta(f"/users/{china.user_ids[0]}/contactFolders/delta", mailbox=china.user_ids[0]))
+        assert info.value.status == 501
+        with global_.client() as client:
+            round_ = client.delta(f"/users/{global_.user_ids[0]}/contactFolders/delta")
+            assert list(round_) and round_.delta_link
+    finally:
+        token_registry.forget(china.credentials)
+        token_registry.forget(global_.credentials)
