@@ -28,14 +28,14 @@ class AppWorker(Worker):
 
     flask_app: Flask | None = None
 
-    def perform_job(self, job: Any, queue: Queue) -> bool:
+    def perform_job(self, job: Any, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         app = self.flask_app
         if app is None:
-            return super().perform_job(job, queue)
+            return super().perform_job(job, queue, *args, **kwargs)
         with app.app_context():
             get_state(app).db.engine.dispose(close=False)
             try:
-                return super().perform_job(job, queue)
+                return super().perform_job(job, queue, *args, **kwargs)
             finally:
                 get_state(app).db.session.remove()
 
