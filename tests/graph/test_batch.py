@@ -61,3 +61,16 @@ def test_item_throttled_past_max_retries_is_reported(graph_env):
                                 BatchRequest("y", "GET", f"/users/{graph_env.user_ids[1]}")])
     assert [a.status for a in answers] == [429, 200]
     assert len(_batch_posts(graph_env)) == 3
+
+
+def test_binary_items_come_back_as_bytes(graph_env):
+    a, b = graph_env.user_ids[:2]
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    graph_env.emulator.put_photo(graph_env.tenant_id, a, image, "image/png")
+    with graph_env.client() as client:
+        photo, missing = client.batch([BatchRequest("p", "GET", f"/users/{a}/photo/$value"),
+                                       BatchRequest("q", "GET", f"/users/{b}/photo/$value")])
+        direct, headers = client.get_bytes(f"/users/{a}/photo/$value")
+    assert photo.ok and photo.body == image == direct
+    assert headers["content-type"].startswith("image/png")
+    assert missing.status == 404 and isinstance(missing.error(), NotFoundError)
