@@ -51,7 +51,7 @@ def connect_acme() -> list[str]:
         _check(answer, "look up the acme directory")
 
     from flask_pbx365.keys import active_key_pair, generate_key_pair
-    from flask_pbx365.settings import import_settings
+    from flask_pbx365.settings import export_settings, import_settings
 
     from .models import db
 
@@ -75,10 +75,15 @@ def connect_acme() -> list[str]:
         _check(answer, "update the application")
         done.append(f"updated application {APP_ID} (redirect URIs, certificate, permissions)")
 
-    import_settings(TENANT, {"configure": {"client_id": APP_ID, "directory_id": directory_id, "cloud": "custom",
-                                           "login_url": base, "graph_url": base, "ca_bundle": ca}})
+    settings = {"configure": {"client_id": APP_ID, "directory_id": directory_id, "cloud": "custom",
+                              "login_url": base, "graph_url": base, "ca_bundle": ca}}
+    first_connection = not export_settings(TENANT)["configure"].get("client_id")
+    if first_connection:  # later runs leave the admin's Sign In tab alone
+        settings["sign_in"] = {"enabled": True}
+    import_settings(TENANT, settings)
     db.session.commit()
-    done.append(f"configured {TENANT}: client {APP_ID}, directory {directory_id}, cloud custom at {base}")
+    done.append(f"configured {TENANT}: client {APP_ID}, directory {directory_id}, cloud custom at {base}"
+                + ("; Microsoft sign-in enabled" if first_connection else ""))
     return done
 
 

@@ -64,6 +64,8 @@ def test_demo_connect_registers_acme_in_the_emulator(app, m365_emulator):
     report = json.loads(tested.output)
     assert report["ok"] is True and set(PERMISSIONS) <= set(report["granted"])
 
+    assert "Sign in with Microsoft" in app.test_client().get("/login?tenant=acme").get_data(as_text=True)
+
     again = runner.invoke(args=["demo", "connect"])
     assert again.exit_code == 0, again.output
     assert "generated a key pair" not in again.output and "updated application" in again.output

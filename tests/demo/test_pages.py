@@ -14,6 +14,12 @@ def text(response) -> str:
 
 @pytest.mark.parametrize("page", ["/admin/login", "/login"])
 def test_login_page_asks_for_the_tenant_first(app, page):
+    from flask_pbx365.settings import import_settings
+
+    with app.app_context():  # acme uses Microsoft sign-in; globex does not
+        import_settings("acme", {"configure": {"client_id": "5f2c9a4e-8d1b-4c3a-b6e7-0a9d8c7b6e51",
+                                               "directory_id": "2d4c8e1a-7b3f-4e59-a6c2-9f0b1d3e5a77"},
+                                 "sign_in": {"enabled": True}})
     client = app.test_client()
     html = text(client.get(page))
     assert re.search(r'<form method="get"[^>]*>\s*<input type="hidden" name="next"[^>]*>\s*<label>Tenant', html)
@@ -22,6 +28,9 @@ def test_login_page_asks_for_the_tenant_first(app, page):
     html = text(client.get(page + "?tenant=acme"))
     assert "Acme Corp" in html and 'type="password"' in html
     assert "Sign in with Microsoft" in html
+
+    html = text(client.get(page + "?tenant=globex"))
+    assert "Globex" in html and 'type="password"' in html and "Sign in with Microsoft" not in html
 
     html = text(client.get(page + "?tenant=nosuch"))
     assert "There is no tenant" in html and "Sign in with Microsoft" not in html
