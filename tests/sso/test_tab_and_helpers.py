@@ -1,0 +1,114 @@
+"""The Sign In tab, the login-page button, sign-out and the "Microsoft only" password rule."""
+from __future__ import annotations
+
+from tests.conftest import csrf_from, login
+
+from .conftest import PORTAL, Browser
+
+TAB = "/admin/integrations/microsoft365/sign-in"
+
+
+def test_tab_saves_settings_and_shows_both_redirect_uris(admin_client, app):
+    page = admin_client.get(TAB)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Sign In" in html
+    assert "http://portal.test/integrations/microsoft365/oauth2/callback" in html
+    assert "https://sbc.test:8444/integrations/microsoft365/oauth2/callback" in html
+    saved = admin_client.post(TAB, data={
+        "csrf_token": csrf_from(html, "microsoft365/sign-in"), "enabled": "on", "who": "groups",
+        "groups": "6f1b2c3d-0000-4000-8000-000000000001\n", "targets": ["admin", "web"], "mode": "microsoft_only",
+        "app_redirect_uris": "pbxapp://auth\nhttp://127.0.0.1/cb"})
+    assert saved.status_code == 302, saved.get_data(as_text=True)[-3000:]
+    from flask_pbx365.settings import get_settings
+
+    with app.app_context():
+        assert get_settings("acme")["sign_in"] == {
+            "enabled": True, "who": "groups", "users": [], "groups": ["6f1b2c3d-0000-4000-8000-000000000001"],
+            "targets": ["admin", "web"], "mode": "microsoft_only",
+            "app_redirect_uris": ["pbxapp://auth", "http://127.0.0.1/cb"]}
+
+
+def test_tab_refuses_bad_values_and_missing_csrf(admin_client, app):
+    html = admin_client.get(TAB).get_data(as_text=True)
+    bad = admin_client.post(TAB, data={"csrf_token": csrf_from(html, "microsoft365/sign-in"), "enabled": "on", "who": "groups",
+                                       "groups": "not-a-guid", "targets": ["web"]})
+    assert bad.status_code == 400 and "not a GUID" in bad.get_data(as_text=True)
+    forged = admin_client.post(TAB, data={"enabled": "on", "who": "all", "targets": ["web"]})
+    assert forged.status_code == 400
+    from flask_pbx365.settings import get_settings
+
+    with app.app_context():
+        assert get_settings("acme")["sign_in"]["enabled"] is False
+
+
+def test_tab_needs_a_tenant_admin(app):
+    client = app.test_client()
+    assert client.get(TAB).status_code == 302
+    login(client, "alice@acme", "alice", page="/login", tenant="acme")
+    assert client.get(TAB).status_code in (302, 403)
+
+
+def test_button_appears_only_where_enabled(sso):
+    client = sso.app.test_client()
+    web = client.get("/login?tenant=acme&next=/me", base_url=PORTAL).get_data(as_text=True)
+    assert "Sign in with Microsoft" in web and "/integrations/microsoft365/sign-in/acme/web?next=/me" in web
+    assert 'class="pbx365-signin-microsoft"' in web and "#f25022" in web
+    sso.settings(targets=["web"])
+    admin = client.get("/admin/login?tenant=acme", base_url=PORTAL).get_data(as_text=True)
+    assert "pbx365-signin-microsoft" not in admin
+    sso.settings(enabled=False)
+    assert "pbx365-signin-microsoft" not in client.get("/login?tenant=acme", base_url=PORTAL).get_data(as_text=True)
+
+
+def test_sign_out_clears_the_session_and_optionally_microsofts(sso):
+    sso.link("alice", "alice@acme")
+    browser = Browser(sso)
+    assert browser.sign_in("/integrations/microsoft365/sign-in/acme/web", sso.upn("alice")).status_code == 302
+    token = _pbx365_token(browser)
+    out = browser.portal("POST", "/integrations/microsoft365/sign-out/acme",
+                         data={"csrf_token": token, "microsoft": "1", "next": "/login?tenant=acme"})
+    assert out.status_code == 302
+    end_session = out.headers["Location"]
+    assert end_session.startswith(f"{sso.emulator.base_url}/{sso.tid}/oauth2/v2.0/logout?")
+    assert "post_logout_redirect_uri=http%3A%2F%2Fportal.test%2Flogin%3Ftenant%3Dacme" in end_session
+    assert browser.portal("GET", "/me").status_code == 302  # the PBX session is gone
+    # Microsoft's session ends too: the next sign-in asks for the password again.
+    back = browser.ms.get(end_session, allow_redirects=False, timeout=30)
+    assert back.status_code == 302
+    page = browser.ms.get(browser.start("/integrations/microsoft365/sign-in/acme/web"), allow_redirects=False,
+                          timeout=30)
+    assert page.status_code == 200 and 'name="passwd"' in page.text
+
+
+def test_sign_out_without_csrf_is_refused_and_plain_sign_out_stays_local(sso):
+    sso.link("alice", "alice@acme")
+    browser = Browser(sso)
+    browser.sign_in("/integrations/microsoft365/sign-in/acme/web", sso.upn("alice"))
+    assert browser.portal("POST", "/integrations/microsoft365/sign-out/acme").status_code == 400
+    out = browser.portal("POST", "/integrations/microsoft365/sign-out/acme",
+                         data={"csrf_token": _pbx365_token(browser), "next": "https://evil.example/"})
+    assert out.status_code == 302 and out.headers["Location"] == "/"
+
+
+def _pbx365_token(browser) -> str:
+    """The extension's CSRF token of this browser's session, as a page rendering pbx365_csrf_token() shows it."""
+    with browser.client.session_transaction(base_url=browser.base_url) as session:
+        from flask_pbx365.csrf import _SESSION_KEY
+        import secrets
+
+        session.setdefault(_SESSION_KEY, secrets.token_urlsafe(32))
+        return session[_SESSION_KEY]
+
+
+def test_microsoft_only_mode_keeps_local_accounts_and_blocks_linked_passwords(sso):
+    from flask_pbx365.sso import password_sign_in_refusal
+
+    sso.link("alice", "alice@acme")
+    with sso.app.app_context():
+        assert password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web") is None
+        sso.settings(mode="microsoft_only")
+        assert "Sign in with Microsoft" in password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web")
+        # A local (unlinked) account, such as the tenant's own admin, keeps its password: the break-glass.
+        assert password_sign_in_refusal("acme", sso.host_ids["admin@acme"], "admin") is None
+        sso.settings(targets=["admin"])
+        assert password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web") is None
