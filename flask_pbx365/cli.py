@@ -234,3 +234,8 @@ def db_upgrade(revision):
 
     upgrade_database(revision, app=current_app._get_current_object())
     click.echo(f"flask_pbx365 database at {revision}")
+
+
+from .cli_sync import sync_cli  # noqa: E402
+
+pbx365_cli.add_command(sync_cli)
