@@ -91,9 +91,12 @@ def test_connection(credentials: AppCredentials, **client_kw: Any) -> dict[str, 
 
     Answers ``{"ok", "error", "granted", "features"}`` (the ``test-connection --json`` shape); ``ok`` is
     ``user_sync``'s. On a token failure ``error`` holds the admin-readable reason and every feature is not ok.
+    A fresh token is acquired: a cached one would still show the permissions from before a new consent.
     """
     from .client import GraphClient
+    from .tokens import forget
 
+    forget(credentials)
     try:
         with GraphClient(credentials, **client_kw) as client:
             granted = sorted(set(client.token_roles()))
