@@ -1,13 +1,14 @@
 """Finishing a sign-in at the OAuth callback: replay checks, token validation, matching, the host's session."""
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, redirect, session
+from flask import current_app, redirect, render_template, session
 from werkzeug.wrappers import Response
 
-from ..exceptions import AuthenticationError, PBX365Error
+from ..exceptions import PBX365Error
 from ..state import get_state
 from ..tenants import find_config
 from .flow import verified_identity_claims
@@ -16,22 +17,17 @@ from .safety import put_once, safe_next, use_once
 
 #: Session key remembering that the browser signed in with Microsoft (for sign-out).
 SSO_SESSION_KEY = "_pbx365_sso"
-STATE_TTL = 600
+_USER_REFUSALS = ("unlinked_user", "disabled_user", "not_allowed")
 
 
 def error_page(error: PBX365Error) -> tuple[str, int]:
     """The page a refused or failed sign-in shows: why, and what the administrator must do."""
-    from flask import render_template
-
     status = getattr(error, "status", 0) or 400
-    if isinstance(error, AuthenticationError) and error.code in ("unlinked_user", "disabled_user", "not_allowed"):
-        title = "You cannot sign in with this Microsoft account"
-    else:
-        title = "Sign in with Microsoft failed"
+    refused = getattr(error, "code", None) in _USER_REFUSALS
+    title = "You cannot sign in with this Microsoft account" if refused else "Sign in with Microsoft failed"
     hint = getattr(error, "hint", None)
-    if hint:
-        hint = f"{hint} (Administrators: Integrations > Microsoft 365.)" if getattr(error, "code", "") in (
-            "unlinked_user", "disabled_user", "not_allowed") else hint
+    if hint and refused:
+        hint = f"Ask your PBX administrator to do this: {hint}"
     return render_template("pbx365/oauth_error.html", title=title, message=str(error), hint=hint,
                            base_template=get_state().app.config["PBX365_BASE_TEMPLATE"]), status
 
@@ -40,6 +36,8 @@ def finish_sign_in(data: dict, params: Any) -> Response | tuple[str, int]:
     """The callback's handling of a ``sign_in`` state: sign the user in to the host, or hand the app its code."""
     tenant, target = data["tenant"], data["target"]
     try:
+        from ..views.public import STATE_TTL
+
         if not use_once("state", params.get("state") or "", STATE_TTL):
             raise refusal("state_replayed", "This sign-in response was already used.",
                           "Start again from the login page.", 400)
@@ -91,8 +89,6 @@ def _to_app(app: dict, params: dict) -> Response:
 
 def _app_code(tenant: str, user_id: str, identity: Identity, app: dict) -> Response:
     """A one-time code for the app, returned to its allow-listed redirect URI."""
-    import secrets
-
     code = secrets.token_urlsafe(32)
     put_once("app_code", code, {"tenant": tenant, "user_id": user_id, "tid": identity.directory_id,
                                 "oid": identity.object_id, "challenge": app["challenge"],

@@ -9,6 +9,7 @@ replayed session cookie can reuse it), a ``nonce`` and a PKCE challenge. Finish:
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from typing import Any
 
@@ -122,8 +123,6 @@ _AADSTS_HINTS = {
 
 def entra_error(error: str, description: str, redirect_uri: str) -> AuthenticationError:
     """An :class:`AuthenticationError` for an error Microsoft answered, with what to do about it."""
-    import re
-
     match = re.search(r"AADSTS(\d+)", description or "")
     code = match.group(1) if match else None
     first_line = (description or error).strip().splitlines()[0][:400] if (description or error) else error

@@ -1,4 +1,4 @@
-"""Public routes: the OAuth redirect URI (admin consent now; sign-in with Microsoft later)."""
+"""Public routes: the OAuth redirect URI (admin consent, and Sign in with Microsoft: :mod:`flask_pbx365.sso`)."""
 from __future__ import annotations
 
 import secrets
@@ -44,7 +44,7 @@ def _error_page(title: str, message: str, status: int = 400, **context):
 
 @public_bp.route("/oauth2/callback", methods=["GET", "POST"])
 def oauth_callback():
-    """Microsoft sends the browser back here after admin consent (and, later, sign-in)."""
+    """Microsoft sends the browser back here after admin consent and after Sign in with Microsoft."""
     params = request.values
     data = take_state(params.get("state"))
     if data is None:
