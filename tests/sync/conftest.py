@@ -110,11 +110,11 @@ class SyncEnv:
 
 def connect(app, emulator, tid: str, tenant: str = "acme", permissions: list[str] | None = None) -> str:
     """Connect ``tenant`` to the emulator tenant ``tid`` as an admin would; returns the app id."""
-    from flask_pbx365.keys import certificate_pem, generate_key_pair
+    from flask_pbx365.keys import active_key_pair, certificate_pem, generate_key_pair
     from flask_pbx365.settings import import_settings
 
     with app.app_context():
-        info = generate_key_pair(tenant)
+        info = active_key_pair(tenant) or generate_key_pair(tenant)
         cert = certificate_pem(tenant, info.sha256).decode()
     app_id = emulator.add_application(tid, displayName="Demo PBX", redirectUris=[], certificates=[cert],
                                       permissions=PERMISSIONS if permissions is None else permissions,
