@@ -9,6 +9,7 @@ from flask import current_app, redirect, render_template, session
 from werkzeug.wrappers import Response
 
 from ..exceptions import PBX365Error
+from ..redirects import record_verified
 from ..state import get_state
 from ..tenants import find_config
 from .flow import verified_identity_claims
@@ -61,9 +62,11 @@ def finish_sign_in(data: dict, params: Any) -> Response | tuple[str, int]:
 def _remember_verified_uri(tenant: str, uri: str) -> None:
     """Note the redirect URI as working, so the Configure tab can warn when a domain changes later."""
     config = find_config(tenant)
-    if config is not None and uri not in (config.verified_redirect_uris or []):
-        config.verified_redirect_uris = [uri, *(config.verified_redirect_uris or [])][:4]
-        get_state().db.session.commit()
+    if config is not None:
+        verified = record_verified(tenant, config.verified_redirect_uris, uri)
+        if verified != config.verified_redirect_uris:
+            config.verified_redirect_uris = verified
+            get_state().db.session.commit()
 
 
 def _apply_next(response: Response, next_path: str | None) -> Response:

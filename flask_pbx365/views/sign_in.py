@@ -41,7 +41,7 @@ def _page(form: dict | None = None, error: str | None = None, status: int = 200)
     prefix = current_app.config["PBX365_URL_PREFIX"].rstrip("/")
     return render_tab(
         "pbx365/sign_in.html", form=form or get_settings(tenant)["sign_in"], error=error, links=links,
-        redirect_uris=redirect_uris(tenant, config.verified_redirect_uris if config else []),
+        redirect_uris=redirect_uris(tenant, config.verified_redirect_uris if config else None),
         connected=bool(config and config.client_id and config.directory_id),
         app_authorize=f"{prefix}/app/authorize", app_token=f"{prefix}/app/token",
     ), status
