@@ -22,7 +22,7 @@ REMOVALS = ("disable", "delete")
 class Action:
     """One change to one PBX user (or one skipped Entra user)."""
 
-    kind: str  # create, link, update, enable, disable, delete, skip, forget
+    kind: str  # create, link, update, enable, relabel, writeback, disable, delete, skip, forget
     user: dict = field(default_factory=dict)  # the Graph user ({} when only the link is known)
     link: UserLink | None = None
     host_user: HostUser | None = None
@@ -122,6 +122,8 @@ class Planner:
             elif text(user.get("userPrincipalName")) != (link.user_principal_name or "") or \
                     text(user.get("displayName")) != (link.display_name or ""):
                 self._add(Action("relabel", user, link, host_user, mapped))
+            elif self.options.get("write_back_phone") and user.get("businessPhones") != [host_user.extension]:
+                self._add(Action("writeback", user, link, host_user, mapped))  # e.g. after an interrupted run
             return
         if link is None:
             match = self._match(user)

@@ -240,7 +240,7 @@ class UserSync:
                     self.ctx.item("error", action.user, detail=f"{action.reason}: {exc}" if action.reason
                                   else str(exc), object_id=action.object_id, upn=action.upn, name=action.name)
                     continue
-                if extension and self.options["write_back_phone"] and action.kind in UPSERTS:
+                if extension and self.options["write_back_phone"] and action.kind in (*UPSERTS, "writeback"):
                     phones = action.user.get("businessPhones")
                     if phones != [extension]:
                         write_back.append((action, extension))
@@ -266,6 +266,8 @@ class UserSync:
             link.user_principal_name = user.get("userPrincipalName")
             link.display_name = user.get("displayName")
             return None
+        if action.kind == "writeback":
+            return action.host_user.extension
         if action.kind == "forget":
             link.state, link.reason = "deleted", action.reason
             return None
