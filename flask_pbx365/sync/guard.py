@@ -31,7 +31,7 @@ def check(removals: int, linked: int, percent: int, maximum: int, confirmed: int
         return GuardVerdict(False, removals, linked)
     again = (f" The admin confirmed {confirmed} removals, but the directory changed since and now more would "
              "be removed." if confirmed is not None else "")
-    message = (f"Held for confirmation: this run would disable or delete {removals} users ({'; '.join(reasons)})."
+    message = (f"Held for confirmation: this run would disable or delete {removals} user{'' if removals == 1 else 's'} ({'; '.join(reasons)})."
                f"{again} Nothing was changed. If this is expected, confirm the run on the User Sync tab or with "
                "`flask pbx365 sync confirm`; if not, check the filters and the Microsoft 365 directory.")
     return GuardVerdict(True, removals, linked, message)
