@@ -69,6 +69,12 @@ PBX365_SSO_APP_CODE_TTL: int = 60
 #: (the tenant's ``end_session_endpoint``) when it signed in with Microsoft; a ``microsoft=1`` form field asks for it.
 PBX365_SSO_SIGN_OUT_MICROSOFT: bool = False
 
+#: Users per committed batch when a sync applies its plan (host changes and link state commit together).
+PBX365_SYNC_BATCH_SIZE: int = 50
+
+#: Seconds a sync's per-tenant Redis lock lives without its heartbeat: how soon a killed worker's run is taken over.
+PBX365_SYNC_LOCK_TTL: int = 60
+
 DEFAULTS: dict[str, object] = {
     name: value for name, value in dict(globals()).items() if name.startswith("PBX365_")
 }

@@ -22,9 +22,8 @@ from rq.job import Job
 from .. import signals
 from ..exceptions import ConfigurationError, PBX365Error
 from ..jobs import get_queue
-from ..models import SyncRun
+from ..models import SyncRun, SyncRunItem
 from ..state import get_state
-from .models import SyncRunItem
 
 log = logging.getLogger("flask_pbx365.sync")
 
@@ -58,7 +57,7 @@ def _redis():
 
 
 def lock_ttl() -> int:
-    return int(current_app.config.get("PBX365_SYNC_LOCK_TTL", 60))
+    return int(current_app.config["PBX365_SYNC_LOCK_TTL"])
 
 
 def lock_key(tenant: str, kind: str) -> str:

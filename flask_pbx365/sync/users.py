@@ -15,14 +15,13 @@ from ..connection import client_options, credentials_for
 from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error
 from ..graph import BatchRequest, GraphClient
 from ..host import MailMessage
-from ..models import UserLink
+from ..models import DeltaState, UserLink
 from ..settings import get_settings
 from ..state import get_state
 from ..tenants import require_connection
 from .extensions import ExtensionAllocator
 from .guard import check as guard_check
 from .mapping import SELECT, options_hash
-from .models import DeltaState
 from .photos import sync_photos
 from .plan import REMOVALS, UPSERTS, Action, Plan, Planner
 from .runs import RunContext
@@ -37,7 +36,7 @@ ITEM_ACTION = {"create": "created", "link": "linked", "update": "updated", "enab
 
 
 def batch_size() -> int:
-    return max(1, int(get_state().app.config.get("PBX365_SYNC_BATCH_SIZE", 50)))
+    return max(1, int(get_state().app.config["PBX365_SYNC_BATCH_SIZE"]))
 
 
 class UserSync:

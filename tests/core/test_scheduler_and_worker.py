@@ -21,6 +21,7 @@ def test_cron_expression():
 
 def test_dispatch_fires_each_due_slot_once(app, redis_conn):
     fired: list[tuple[str, str]] = []
+    previous = scheduler.DISPATCHERS.get("users")
     scheduler.DISPATCHERS["users"] = lambda tenant, trigger: fired.append((tenant, trigger))
     try:
         with app.app_context():
@@ -34,7 +35,10 @@ def test_dispatch_fires_each_due_slot_once(app, redis_conn):
             import_settings("acme", {"user_sync": {"mode": "manual"}})
             assert scheduler.dispatch_due(app, t0 + timedelta(minutes=30)) == []
     finally:
-        scheduler.DISPATCHERS.pop("users", None)
+        if previous is None:
+            scheduler.DISPATCHERS.pop("users", None)
+        else:
+            scheduler.DISPATCHERS["users"] = previous
     assert fired == [("acme", "schedule"), ("acme", "schedule")]
 
 
