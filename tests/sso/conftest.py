@@ -7,6 +7,7 @@ a ``UserLink`` row (tenant, tid, oid) -> host user id. ``Browser`` walks the rea
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from html import unescape
@@ -58,11 +59,13 @@ class SSOEnv:
 
 
 @pytest.fixture(autouse=True)
-def _explicit_trust(monkeypatch):
-    """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's ``verify`` (the emulator handle's
-    CA); the extension itself always passes its CA per request, so only the test helpers need this."""
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+def _ci_trust_environment(monkeypatch):
+    """As on CI: requests' CA variables point at a bundle without the emulator's CA. The portal must still trust
+    the emulator, through the tenant's configured CA bundle passed explicitly on each request."""
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
 
 
 @pytest.fixture
@@ -104,7 +107,9 @@ class Browser:
         self.base_url = base_url
         self.environ = environ or {}
         self.ms = requests.Session()
-        self.ms.verify = env.emulator.ca_path
+        # Not ``Session.verify``: requests lets REQUESTS_CA_BUNDLE (set on CI) override it, but not a per-request
+        # ``verify``. Only this browser needs the emulator's CA; the portal must trust it from its own settings.
+        self.ms.request = functools.partial(self.ms.request, verify=env.emulator.ca_path)  # type: ignore[method-assign]
 
     def portal(self, method: str, url: str, **kw: Any):
         parts = urlsplit(url)
