@@ -14,12 +14,6 @@ import pytest
 PERMISSIONS = ["User.Read.All", "GroupMember.Read.All", "ProfilePhoto.Read.All", "User-Phone.ReadWrite.All"]
 
 
-@pytest.fixture(autouse=True)
-def _explicit_trust(monkeypatch):
-    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
-    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-
-
 def user_fixture(domain: str, name: str, given: str | None, surname: str | None, **extra: Any) -> dict:
     user = {"id": str(uuid.uuid4()), "userPrincipalName": f"{name}@{domain}", "givenName": given,
             "surname": surname, "displayName": " ".join(x for x in (given, surname) if x) or name,

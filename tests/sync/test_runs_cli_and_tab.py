@@ -155,7 +155,6 @@ def _worker(env, **extra_env: str) -> subprocess.Popen:
     environ = {**os.environ, "DATABASE_URL": env.app.config["SQLALCHEMY_DATABASE_URI"],
                "REDIS_URL": env.app.config["PBX365_REDIS_URL"], "SECRET_KEY": env.app.config["SECRET_KEY"],
                "PBX365_SECRET_KEY": TEST_SECRET, "PYTHONPATH": str(root), **extra_env}
-    environ.pop("REQUESTS_CA_BUNDLE", None)
     assert get_state(env.app)
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "tests.sync.worker_app:create", "pbx365",
                              "worker"], cwd=root, env=environ, start_new_session=True,
