@@ -430,8 +430,9 @@ def create_subscription():
            "expirationDateTime": graph_time(expires),
            "creatorId": ctx.app.get("servicePrincipalId") or ctx.app.get("id") or ctx.app_id,
            "includeResourceData": None, "latestSupportedTlsVersion": body.get("latestSupportedTlsVersion") or "v1_2",
+           # No notificationContentType: the docs' sample shows it, but v1.0's CSDL has no such property.
            "encryptionCertificate": None, "encryptionCertificateId": None, "notificationUrlAppId": None,
-           "notificationContentType": None, "_appId": ctx.app_id, "_match": match}
+           "_appId": ctx.app_id, "_match": match}
     with store().lock:
         ctx.tenant.subscriptions[sid] = sub
     return graph_json({"@odata.context": odata_context("subscriptions", entity=True), **subscription_view(sub)},
