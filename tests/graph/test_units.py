@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -125,3 +126,43 @@ def test_credentials_repr_hides_key_material():
     creds = _credentials(CLOUDS["global"])
     assert "PRIVATE" not in repr(creds) and "client" in repr(creds)
     assert len(creds.sha256_thumbprint) == 64 and len(creds.sha1_thumbprint) == 40
+
+
+class _Built(Exception):
+    """Raised by the recording MSAL class so that no request leaves this machine."""
+
+
+@pytest.mark.parametrize("cloud_name", ["global", "usgov", "china", "custom"])
+def test_msal_app_per_cloud(monkeypatch, tmp_path, cloud_name):
+    """MSAL gets the tenant's own authority, a trust store from the configuration, its own token cache, and
+    instance discovery is switched off for the custom cloud only (real clouds keep MSAL's authority checks)."""
+    import certifi
+    import msal
+
+    from flask_pbx365.graph.tokens import TokenProvider
+
+    seen: list[dict] = []
+
+    class Recording(msal.ConfidentialClientApplication):
+        def __init__(self, client_id, **kw):
+            seen.append({"client_id": client_id, **kw})
+            raise _Built()
+
+    monkeypatch.setattr(msal, "ConfidentialClientApplication", Recording)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "env-ca.pem"))
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used: nothing is sent")
+    cloud = (resolve_cloud("custom", login_url="https://login.test", graph_url="https://graph.test",
+                           ca_bundle=str(ca)) if cloud_name == "custom" else CLOUDS[cloud_name])
+    creds = _credentials(cloud)
+    other_tenant = replace(creds, tenant_key="t2")
+    for each in (creds, other_tenant):
+        with pytest.raises(_Built):
+            TokenProvider(each).get()
+    first, second = seen
+    assert first["authority"] == f"{cloud.login_url}/dir"
+    assert first["instance_discovery"] is (False if cloud_name == "custom" else None)
+    assert first["http_client"].verify == (str(ca) if cloud_name == "custom" else certifi.where())
+    assert isinstance(first["token_cache"], msal.TokenCache)
+    assert first["token_cache"] is not second["token_cache"]  # a cache per tenant app, never shared
+    assert first["client_credential"]["public_certificate"].startswith("-----BEGIN CERTIFICATE-----")
