@@ -3,12 +3,18 @@
 Without ``?tenant=SLUG`` the page asks for the tenant first (which shows that tenant's "Sign in with Microsoft"
 button) and also takes a full username (``name@tenant``; on the admin portal also the system admin's). With it,
 the page shows the tenant's name, the username/password form (``name`` or ``name@tenant``) and the Microsoft button.
+
+A tenant user whose organization chose "Microsoft only" on the Sign In tab is refused here (the extension's
+:func:`flask_pbx365.sso.password_sign_in_refusal` decides); the system administrator is not a tenant user and
+always keeps the password, the break-glass when Microsoft sign-in is misconfigured.
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import flash, render_template, request
 from werkzeug.wrappers import Response
+
+from flask_pbx365.sso import password_sign_in_refusal
 
 from . import directory
 from .models import SystemAdmin, Tenant, User, db
@@ -25,7 +31,7 @@ def login_page(*, target: str, template: str, authenticate) -> str | Response:
         username = (request.form.get("username") or "").strip().lower()
         account = _find_account(username, tenant, allow_system=target == "admin")
         if account is not None and account.check_password(request.form.get("password") or ""):
-            result = authenticate(account)
+            result = _microsoft_only(account, target) or authenticate(account)
             if not isinstance(result, str):
                 db.session.commit()
                 return result
@@ -34,6 +40,13 @@ def login_page(*, target: str, template: str, authenticate) -> str | Response:
             flash("Wrong username or password.", "error")
     return render_template(template, tenant=tenant, target=target, next=request.values.get("next", ""),
                            username=request.form.get("username", ""))
+
+
+def _microsoft_only(account: User | SystemAdmin, target: str) -> str | None:
+    """The refusal to show when ``account`` must sign in with Microsoft at ``target``; ``None`` otherwise."""
+    if not isinstance(account, User):
+        return None
+    return password_sign_in_refusal(account.tenant.slug, str(account.id), target)
 
 
 def _find_account(username: str, tenant: Tenant | None, *, allow_system: bool) -> User | SystemAdmin | None:

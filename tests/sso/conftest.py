@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 
 from flask_pbx365.testing import PASSWORD
 
@@ -50,6 +51,28 @@ class SSOEnv:
                                     user_principal_name=self.upn(entra_name),
                                     display_name=self.users[entra_name]["displayName"]))
             db.session.commit()
+
+    def sync_users(self, **user_sync: Any) -> dict[str, str]:
+        """Run a real user sync (a run enqueued, executed by an RQ worker) and return the links it made:
+        Entra short name -> PBX user id. Options as on the User Sync tab (default: every member)."""
+        from flask_pbx365.jobs import make_worker
+        from flask_pbx365.models import UserLink
+        from flask_pbx365.settings import import_settings
+        from flask_pbx365.state import get_state
+        from flask_pbx365.sync import get_run, request_run
+
+        with self.app.app_context():
+            if user_sync:
+                import_settings("acme", {"user_sync": user_sync})
+            run_id = request_run("acme", "users").id
+        make_worker(self.app).work(burst=True)
+        with self.app.app_context():
+            run = get_run("acme", run_id)
+            assert run.status == "done", (run.status, run.message)
+            links = get_state().db.session.scalars(sa.select(UserLink).where(
+                UserLink.tenant == "acme", UserLink.state == "active")).all()
+        by_oid = {link.object_id: link.host_user_id for link in links}
+        return {name: by_oid[user["id"]] for name, user in self.users.items() if user["id"] in by_oid}
 
     def settings(self, **sign_in: Any) -> None:
         from flask_pbx365.settings import import_settings

@@ -1,4 +1,7 @@
-"""Signing in through the emulator as a synced user: admin portal, web client and the app's code exchange."""
+"""Signing in through the emulator as a synced user: admin portal, web client and the app's code exchange.
+
+The users are linked by a real user sync (an RQ worker running the sync job against the emulator), not by hand.
+"""
 from __future__ import annotations
 
 import base64
@@ -8,8 +11,16 @@ import secrets
 from .conftest import PORTAL, SBC, Browser, query
 
 
+def _pbx_user(sso, user_id: str):
+    from demo_app.host import DemoHost
+
+    with sso.app.app_context():
+        return DemoHost().get_user("acme", user_id)
+
+
 def test_web_client_sign_in_lands_on_me(sso):
-    sso.link("alice", "alice@acme")
+    alice = _pbx_user(sso, sso.sync_users()["alice"])
+    assert alice.username != "alice@acme"  # sync created her: the seeded alice is someone else
     browser = Browser(sso)
     authorize = browser.start("/integrations/microsoft365/sign-in/acme/web")
     params = query(authorize)
@@ -21,11 +32,13 @@ def test_web_client_sign_in_lands_on_me(sso):
     answer = browser.portal("GET", browser.microsoft_sign_in(authorize, sso.upn("alice")))
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/me")
     me = browser.portal("GET", "/me").get_data(as_text=True)
-    assert "Alice" in me and "101" in me
+    assert "Alice Anders" in me and alice.extension in me and "Alice Smith" not in me
 
 
 def test_admin_portal_sign_in_opens_the_dashboard(sso):
-    sso.link("admin", "admin@acme")
+    # The PBX's existing admin has the Entra admin's address, so user sync links them (link_existing).
+    sso.emulator.patch_user(sso.tid, sso.oid("admin"), mail=_pbx_user(sso, sso.host_ids["admin@acme"]).email)
+    assert sso.sync_users()["admin"] == sso.host_ids["admin@acme"]
     browser = Browser(sso)
     answer = browser.sign_in("/integrations/microsoft365/sign-in/acme/admin", sso.upn("admin"))
     assert answer.status_code == 302, answer.get_data(as_text=True)[:500]
@@ -36,7 +49,7 @@ def test_admin_portal_sign_in_opens_the_dashboard(sso):
 
 
 def test_next_path_is_honoured(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     answer = Browser(sso).sign_in("/integrations/microsoft365/sign-in/acme/web?next=/me%3Ftab%3Dcontacts",
                                   sso.upn("alice"))
     assert answer.headers["Location"] == "/me?tab=contacts"
@@ -58,7 +71,7 @@ def app_code(sso, browser, redirect_uri: str = "pbxapp://auth", user: str = "ali
 
 
 def test_app_sign_in_exchanges_a_one_time_code_for_the_host_token(sso):
-    sso.link("alice", "alice@acme")
+    links = sso.sync_users()
     browser = Browser(sso)
     verifier, location, params = app_code(sso, browser)
     assert location.startswith("pbxapp://auth?") and params["state"] == "app-state-1"
@@ -76,7 +89,7 @@ def test_app_sign_in_exchanges_a_one_time_code_for_the_host_token(sso):
     with sso.app.app_context():
         row = db.session.query(AppToken).filter_by(
             token_sha256=hashlib.sha256(body["access_token"].encode()).hexdigest()).one()
-        assert str(row.user_id) == sso.host_ids["alice@acme"]
+        assert str(row.user_id) == links["alice"]
     # One-time: the same code again is refused.
     again = app.post("/integrations/microsoft365/app/token", base_url=PORTAL,
                      data={"grant_type": "authorization_code", "code": params["code"], "code_verifier": verifier,
@@ -85,7 +98,7 @@ def test_app_sign_in_exchanges_a_one_time_code_for_the_host_token(sso):
 
 
 def test_app_loopback_redirect_any_port_and_wrong_verifier(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     browser = Browser(sso)
     verifier, location, params = app_code(sso, browser, "http://127.0.0.1:53177/cb")
     assert location.startswith("http://127.0.0.1:53177/cb?code=")
@@ -96,7 +109,7 @@ def test_app_loopback_redirect_any_port_and_wrong_verifier(sso):
 
 
 def test_sbc_domain_uses_its_own_redirect_uri_behind_a_trusted_proxy(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     forwarded = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "sbc.test",
                  "HTTP_X_FORWARDED_PORT": "8444", "HTTP_X_FORWARDED_FOR": "198.51.100.7", "REMOTE_ADDR": "127.0.0.1"}
     browser = Browser(sso, base_url="http://127.0.0.1:5000", environ=forwarded)
