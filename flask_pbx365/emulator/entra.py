@@ -29,6 +29,8 @@ OIDC_SCOPES = {"openid", "profile", "email", "offline_access"}
 STS_ISSUERS = {"global": "https://sts.windows.net/{tid}/", "usgov": "https://login.microsoftonline.us/{tid}/",
                "usgov-dod": "https://login.microsoftonline.us/{tid}/",
                "china": "https://sts.chinacloudapi.cn/{tid}/"}
+CLOUD_INSTANCE_NAMES = {"global": "microsoftonline.com", "usgov": "microsoftonline.us",
+                        "usgov-dod": "microsoftonline.us", "china": "partner.microsoftonline.cn"}
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
@@ -139,7 +141,7 @@ def _discovery(tenant: Tenant) -> dict:
                              "name", "tid", "ver", "at_hash", "c_hash", "email"],
         "kerberos_endpoint": f"{b}/{tid}/kerberos",
         "tenant_region_scope": "NA",
-        "cloud_instance_name": "microsoftonline.com" if tenant.cloud == "global" else tenant.cloud,
+        "cloud_instance_name": CLOUD_INSTANCE_NAMES[tenant.cloud],
         "cloud_graph_host_name": "graph.windows.net",
         "msgraph_host": b.split("://", 1)[-1],
         "rbac_url": "https://pas.windows.net",

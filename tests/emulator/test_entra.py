@@ -237,3 +237,33 @@ def test_admin_consent_flow(m365_emulator, m365_tenant, cert):
                                       "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                                       "client_assertion": assertion(cert, app_id, endpoint)}).json()["access_token"]
     assert jwt.decode(token, options={"verify_signature": False})["roles"] == ["User.Read.All"]
+
+
+@pytest.mark.parametrize("cloud, graph, issuer_host, instance", [
+    ("global", "https://graph.microsoft.com", "sts.windows.net", "microsoftonline.com"),
+    ("usgov", "https://graph.microsoft.us", "login.microsoftonline.us", "microsoftonline.us"),
+    ("usgov-dod", "https://dod-graph.microsoft.us", "login.microsoftonline.us", "microsoftonline.us"),
+    ("china", "https://microsoftgraph.chinacloudapi.cn", "sts.chinacloudapi.cn", "partner.microsoftonline.cn"),
+])
+def test_tenant_cloud_sets_issuer_hosts_and_graph_resource(m365_emulator, cert, cloud, graph, issuer_host, instance):
+    """MSAL asks for the cloud's own Graph scope; the token names that cloud's issuer and Graph; another
+    cloud's Graph is not a resource in this tenant (tokens are not interchangeable across clouds)."""
+    from flask_pbx365.testing import default_tenant_fixture
+
+    fixture = default_tenant_fixture()
+    fixture["tenant"]["cloud"] = cloud
+    tid = m365_emulator.create_tenant(fixture)
+    app_id = m365_emulator.add_application(tid, certificates=[cert.certificate_pem], permissions=["User.Read.All"],
+                                           adminConsent=True)
+    credential = {"private_key": cert.private_key_pem, "public_certificate": cert.certificate_pem}
+    result = _msal(m365_emulator, tid, app_id, credential).acquire_token_for_client([f"{graph}/.default"])
+    assert "access_token" in result, result
+    claims = jwt.decode(result["access_token"], _jwks_key(m365_emulator, tid, result["access_token"]),
+                        algorithms=["RS256"], audience=graph)
+    assert claims["iss"] == f"https://{issuer_host}/{tid}/" and claims["tid"] == tid
+    disco = session_for(m365_emulator).get(f"{m365_emulator.base_url}/{tid}/v2.0/.well-known/openid-configuration")
+    assert disco.json()["cloud_instance_name"] == instance
+    assert disco.json()["issuer"] == f"{m365_emulator.base_url}/{tid}/v2.0"
+    foreign = "https://microsoftgraph.chinacloudapi.cn" if cloud == "global" else "https://graph.microsoft.com"
+    refused = _msal(m365_emulator, tid, app_id, credential).acquire_token_for_client([f"{foreign}/.default"])
+    assert refused.get("error_codes") == [500011], refused
