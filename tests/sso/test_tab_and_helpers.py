@@ -112,3 +112,46 @@ def test_microsoft_only_mode_keeps_local_accounts_and_blocks_linked_passwords(ss
         assert password_sign_in_refusal("acme", sso.host_ids["admin@acme"], "admin") is None
         sso.settings(targets=["admin"])
         assert password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web") is None
+
+
+def _password_attempt(sso, page: str, username: str, password: str):
+    client = sso.app.test_client()
+    html = client.get(f"{page}?tenant=acme", base_url=PORTAL).get_data(as_text=True)
+    answer = client.post(f"{page}?tenant=acme", base_url=PORTAL, data={
+        "username": username, "password": password, "tenant": "acme", "csrf_token": csrf_from(html)})
+    return answer, client
+
+
+def test_demo_password_forms_enforce_microsoft_only_but_keep_the_break_glass(sso):
+    """The demo's login pages ask the extension: synced users must use Microsoft; the system admin never."""
+    from demo_app.host import DemoHost
+
+    with sso.app.app_context():
+        emails = {n: DemoHost().get_user("acme", sso.host_ids[f"{n}@acme"]).email for n in ("admin", "alice")}
+    for name, email in emails.items():  # user sync links the PBX's existing admin and alice by address
+        sso.emulator.patch_user(sso.tid, sso.oid(name), mail=email)
+    links = sso.sync_users()
+    assert links["admin"] == sso.host_ids["admin@acme"] and links["alice"] == sso.host_ids["alice@acme"]
+
+    # "Microsoft or password": the linked users still have their password.
+    assert _password_attempt(sso, "/login", "alice", "alice")[0].status_code == 302
+    sso.settings(mode="microsoft_only")
+    for page, username, password in (("/login", "alice", "alice"), ("/admin/login", "admin", "admin")):
+        answer, client = _password_attempt(sso, page, username, password)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 200 and 'use the "Sign in with Microsoft" button' in html.replace("&#34;", '"')
+        assert client.get("/me" if page == "/login" else "/admin/", base_url=PORTAL).status_code == 302
+    # A wrong password still only says so (the rule is not an account oracle).
+    wrong = _password_attempt(sso, "/login", "alice", "nope")[0].get_data(as_text=True)
+    assert "Wrong username or password" in wrong and "Sign in with Microsoft\" button" not in wrong
+    # Unlinked local users and the PBX's system admin keep the password: the break-glass.
+    assert _password_attempt(sso, "/login", "bob", "bob")[0].status_code == 302
+    client = sso.app.test_client()
+    html = client.get("/admin/login", base_url=PORTAL).get_data(as_text=True)
+    answer = client.post("/admin/login", base_url=PORTAL, data={"username": "sysadmin", "password": "sysadmin",
+                                                                 "csrf_token": csrf_from(html)})
+    assert answer.status_code == 302
+    # Only the targets where Microsoft sign-in is on are Microsoft-only.
+    sso.settings(targets=["admin"])
+    assert _password_attempt(sso, "/login", "alice", "alice")[0].status_code == 302
+    assert _password_attempt(sso, "/admin/login", "admin", "admin")[0].status_code == 200
