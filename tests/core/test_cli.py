@@ -126,3 +126,31 @@ def test_test_connection_without_configuration_fails_with_a_reason(app):
     assert data["ok"] is False and "Configure tab" in data["error"]
     assert set(data["features"]) == {"user_sync", "photos", "group_filter", "contacts", "shared_mailboxes", "mail",
                                      "calendar", "phone_write_back"}
+
+
+def test_worker_and_scheduler_commands(app, redis_conn):
+    from datetime import datetime, timedelta, timezone
+
+    from flask_pbx365.jobs import get_queue
+    from flask_pbx365.keys import generate_key_pair
+    from flask_pbx365.models import KeyPair
+    from flask_pbx365.state import get_state
+    from tests.core.test_scheduler_and_worker import record_app_name
+
+    with app.app_context():
+        job = get_queue().enqueue(record_app_name)
+    assert run(app, "worker", "--burst").exit_code == 0
+    job.refresh()
+    assert job.return_value() == app.import_name
+
+    with app.app_context():
+        generate_key_pair("acme")
+        row = get_state().db.session.query(KeyPair).filter_by(tenant="acme").one()
+        row.not_after = datetime.now(timezone.utc) + timedelta(days=6)
+        get_state().db.session.commit()
+    assert run(app, "scheduler", "--once").exit_code == 0
+    token = app.config["DEMO_API_TOKEN"]
+    sent = app.test_client().get("/api/tenants/acme/notifications",
+                                 headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert [n["subject"] for n in sent if "certificate expires in 5 days" in n["subject"]
+            or "certificate expires in 6 days" in n["subject"]]
