@@ -97,3 +97,24 @@ class MalformedResponseError(GraphError):
 
 class ConnectionFailedError(GraphError):
     """Microsoft 365 could not be reached: DNS, TLS trust, proxy, refused connection or timeout."""
+
+
+# --- Sign in with Microsoft ----------------------------------------------------------------------------------
+
+
+class SignInError(PBX365Error):
+    """Sign in with Microsoft was refused or failed for one person.
+
+    The message says why (it is shown to them), ``hint`` what to do about it (usually a step for the PBX
+    administrator), ``code`` the reason as a word (``unlinked_user``, ``invalid_id_token``, an OAuth error such as
+    ``invalid_grant``, or ``AADSTS50011``), ``status`` the HTTP status of the page or answer.
+    """
+
+    def __init__(self, message: str, *, code: str = "sign_in_failed", status: int = 403, hint: str | None = None,
+                 aadsts: str | None = None, redirect_uri: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.hint = hint
+        self.aadsts = aadsts
+        self.redirect_uri = redirect_uri

@@ -16,7 +16,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from ..exceptions import AuthenticationError, PBX365Error
+from ..exceptions import PBX365Error, SignInError
 from ..settings import get_settings
 from ..state import get_state
 from .matching import Identity, refusal, resolve_user
@@ -56,7 +56,7 @@ def allowed_app_redirect(tenant: str, uri: str | None) -> bool:
 
 
 def check_app_request(tenant: str, args) -> dict:
-    """The app's validated request (``redirect_uri``, ``challenge``, ``state``), or :class:`AuthenticationError`.
+    """The app's validated request (``redirect_uri``, ``challenge``, ``state``), or :class:`SignInError`.
 
     Nothing is sent to a redirect URI that is not allow-listed: such errors are shown in the browser.
     """
@@ -75,38 +75,38 @@ def check_app_request(tenant: str, args) -> dict:
 def exchange(form) -> dict:
     """The token answer for the app's ``POST /app/token``: the host's app session token plus ``tenant``.
 
-    Raises :class:`AuthenticationError` whose ``code`` is the OAuth error (``invalid_grant``...).
+    Raises :class:`SignInError` whose ``code`` is the OAuth error (``invalid_grant``...).
     """
     if form.get("grant_type") != "authorization_code":
-        raise AuthenticationError("grant_type must be authorization_code.", code="unsupported_grant_type",
-                                  status=400)
+        raise SignInError("grant_type must be authorization_code.", code="unsupported_grant_type",
+                          status=400)
     verifier = form.get("code_verifier") or ""
     if not _VERIFIER.fullmatch(verifier):
-        raise AuthenticationError("code_verifier is missing or malformed (43-128 characters, RFC 7636).",
-                                  code="invalid_request", status=400)
+        raise SignInError("code_verifier is missing or malformed (43-128 characters, RFC 7636).",
+                          code="invalid_request", status=400)
     data = take_once("app_code", form.get("code") or "")
     if data is None:
-        raise AuthenticationError("The code is unknown, expired or already used: sign in again.",
-                                  code="invalid_grant", status=400)
+        raise SignInError("The code is unknown, expired or already used: sign in again.",
+                          code="invalid_grant", status=400)
     computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     if not hmac.compare_digest(computed, data["challenge"]):
-        raise AuthenticationError("code_verifier does not match the code_challenge of this sign-in.",
-                                  code="invalid_grant", status=400)
+        raise SignInError("code_verifier does not match the code_challenge of this sign-in.",
+                          code="invalid_grant", status=400)
     if form.get("redirect_uri") != data["redirect_uri"]:
-        raise AuthenticationError("redirect_uri differs from the one of this sign-in.", code="invalid_grant",
-                                  status=400)
+        raise SignInError("redirect_uri differs from the one of this sign-in.", code="invalid_grant",
+                          status=400)
     tenant = data["tenant"]
     try:
         # The user may have been disabled or unlinked in the seconds since the browser leg.
         user = resolve_user(tenant, Identity(data["tid"], data["oid"]), "app")
         if user.id != data["user_id"]:
-            raise AuthenticationError("The user's link changed during sign-in: sign in again.", code="invalid_grant",
-                                      status=400)
+            raise SignInError("The user's link changed during sign-in: sign in again.", code="invalid_grant",
+                              status=400)
         token = get_state().host.issue_app_token(tenant, user.id)
-    except AuthenticationError as exc:
+    except SignInError as exc:
         if exc.code not in ("invalid_grant", "invalid_request"):
-            raise AuthenticationError(str(exc), code="access_denied", status=403) from exc
+            raise SignInError(str(exc), code="access_denied", status=403, hint=exc.hint) from exc
         raise
     except PBX365Error as exc:
-        raise AuthenticationError(str(exc), code="access_denied", status=403) from exc
+        raise SignInError(str(exc), code="access_denied", status=403) from exc
     return {**token, "tenant": tenant}

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from flask import current_app, redirect, render_template, session
 from werkzeug.wrappers import Response
 
-from ..exceptions import PBX365Error
+from ..exceptions import PBX365Error, SignInError
 from ..redirects import record_verified
 from ..state import get_state
 from ..tenants import find_config
@@ -24,9 +24,9 @@ _USER_REFUSALS = ("unlinked_user", "disabled_user", "not_allowed")
 def error_page(error: PBX365Error) -> tuple[str, int]:
     """The page a refused or failed sign-in shows: why, and what the administrator must do."""
     status = getattr(error, "status", 0) or 400
-    refused = getattr(error, "code", None) in _USER_REFUSALS
+    refused = isinstance(error, SignInError) and error.code in _USER_REFUSALS
     title = "You cannot sign in with this Microsoft account" if refused else "Sign in with Microsoft failed"
-    hint = getattr(error, "hint", None)
+    hint = error.hint if isinstance(error, SignInError) else None
     if hint and refused:
         hint = f"Ask your PBX administrator to do this: {hint}"
     return render_template("pbx365/oauth_error.html", title=title, message=str(error), hint=hint,
@@ -50,7 +50,8 @@ def finish_sign_in(data: dict, params: Any) -> Response | tuple[str, int]:
         current_app.logger.warning("Microsoft sign-in to tenant %s (%s) refused: %s", tenant, target, exc)
         if target == "app" and data.get("app"):
             return _to_app(data["app"], {"error": "access_denied",
-                                         "error_description": f"{exc} {getattr(exc, 'hint', '') or ''}".strip()})
+                                         "error_description": f"{exc} {exc.hint or ''}".strip()
+                                         if isinstance(exc, SignInError) else str(exc)})
         return error_page(exc)
     if target == "app":
         return _app_code(tenant, user.id, identity, data["app"])

@@ -21,7 +21,7 @@ from flask import current_app, request
 from joserfc.jwk import RSAKey
 
 from ..connection import credentials_for
-from ..exceptions import AuthenticationError
+from ..exceptions import SignInError
 from ..graph.credentials import AppCredentials
 from ..graph.transport import connection_error, timeouts, trust_store
 from ..tenants import cloud_of, require_connection
@@ -79,7 +79,7 @@ def _x5t_s256(credentials: AppCredentials) -> str:
 def redeem_code(provider: Provider, credentials: AppCredentials, *, code: str, redirect_uri: str,
                 verifier: str) -> dict[str, Any]:
     """Exchange the authorization ``code`` (with the PKCE ``verifier``) for tokens at the tenant's token
-    endpoint, authenticating with the certificate. Raises :class:`AuthenticationError` with Entra's AADSTS code."""
+    endpoint, authenticating with the certificate. Raises :class:`SignInError` with Entra's AADSTS code."""
     token_endpoint = provider.metadata["token_endpoint"]
     auth = PrivateKeyJWT(token_endpoint, headers={"x5t#S256": _x5t_s256(credentials)}, alg="PS256")
     key = RSAKey.import_key(credentials.private_key_pem)
@@ -97,10 +97,11 @@ def redeem_code(provider: Provider, credentials: AppCredentials, *, code: str, r
         except requests.RequestException as exc:
             raise connection_error(exc, "POST", token_endpoint, verify) from exc
         except ValueError as exc:
-            raise AuthenticationError(f"The token endpoint {token_endpoint} did not answer with tokens.") from exc
+            raise SignInError(f"The token endpoint {token_endpoint} did not answer with tokens.",
+                              code="provider_unavailable", status=502) from exc
     if not token.get("id_token"):
-        raise AuthenticationError("Microsoft answered without an ID token: the request must include the openid "
-                                  "scope.", code="invalid_id_token")
+        raise SignInError("Microsoft answered without an ID token: the request must include the openid scope.",
+                          code="invalid_id_token", status=502)
     return dict(token)
 
 
@@ -121,8 +122,8 @@ _AADSTS_HINTS = {
 }
 
 
-def entra_error(error: str, description: str, redirect_uri: str) -> AuthenticationError:
-    """An :class:`AuthenticationError` for an error Microsoft answered, with what to do about it."""
+def entra_error(error: str, description: str, redirect_uri: str) -> SignInError:
+    """A :class:`SignInError` for an error Microsoft answered, with what to do about it."""
     match = re.search(r"AADSTS(\d+)", description or "")
     code = match.group(1) if match else None
     first_line = (description or error).strip().splitlines()[0][:400] if (description or error) else error
@@ -131,11 +132,9 @@ def entra_error(error: str, description: str, redirect_uri: str) -> Authenticati
     else:
         hint = _AADSTS_HINTS.get(code or "", "Start again from the login page; if it keeps failing, show this "
                                               "message to the PBX administrator.")
-    err = AuthenticationError(f"Microsoft refused the sign-in: {first_line}", aadsts=code,
-                              code=f"AADSTS{code}" if code else error, status=400)
-    err.hint = hint.format(redirect_uri=redirect_uri)  # type: ignore[attr-defined]
-    err.redirect_uri = redirect_uri  # type: ignore[attr-defined]
-    return err
+    return SignInError(f"Microsoft refused the sign-in: {first_line}", aadsts=code,
+                       code=f"AADSTS{code}" if code else error, status=400,
+                       hint=hint.format(redirect_uri=redirect_uri), redirect_uri=redirect_uri)
 
 
 def verified_identity_claims(tenant: str, data: dict, params: Any) -> dict:
@@ -144,8 +143,8 @@ def verified_identity_claims(tenant: str, data: dict, params: Any) -> dict:
         raise entra_error(params["error"], params.get("error_description") or "", data["redirect_uri"])
     code = params.get("code")
     if not code:
-        raise AuthenticationError("Microsoft's answer has no authorization code.", code="invalid_request",
-                                  status=400)
+        raise SignInError("Microsoft's answer has no authorization code.", code="invalid_request", status=400,
+                          hint="Start again from the login page.")
     credentials = credentials_for(tenant)
     provider = provider_for(tenant)
     tokens = redeem_code(provider, credentials, code=code, redirect_uri=data["redirect_uri"],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..connection import client_options, credentials_for
-from ..exceptions import AuthenticationError, GraphError
+from ..exceptions import GraphError, SignInError
 from ..host import HostUser
 from ..models import UserLink
 from ..settings import get_settings
@@ -19,12 +19,10 @@ from ..state import get_state
 TARGET_LABELS = {"admin": "the admin portal", "web": "the web client", "app": "the app"}
 
 
-def refusal(code: str, message: str, hint: str, status: int = 403) -> AuthenticationError:
-    """An :class:`AuthenticationError` for a sign-in the portal refuses: ``message`` says why (shown to the
-    user), ``hint`` what the tenant's administrator must do."""
-    error = AuthenticationError(message, code=code, status=status)
-    error.hint = hint  # type: ignore[attr-defined]
-    return error
+def refusal(code: str, message: str, hint: str, status: int = 403) -> SignInError:
+    """A :class:`SignInError` for a sign-in the portal refuses: ``message`` says why (shown to the user),
+    ``hint`` what the tenant's administrator must do."""
+    return SignInError(message, code=code, status=status, hint=hint)
 
 
 @dataclass(frozen=True)

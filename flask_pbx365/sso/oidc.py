@@ -18,7 +18,7 @@ from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, Miss
 from joserfc.jwk import KeySet
 
 from ..clouds import Cloud
-from ..exceptions import AuthenticationError, ConfigurationError
+from ..exceptions import ConfigurationError, SignInError
 from ..graph.transport import connection_error, timeouts, trust_store
 
 #: Entra signs ID tokens with RS256 only; anything else (``none``, HS256 with the public key...) is refused.
@@ -44,11 +44,9 @@ def forget() -> None:
 
 
 def _invalid(reason: str, hint: str = "Try again; if it keeps failing, check this server's clock and the "
-                                     "tenant's Configure tab.") -> AuthenticationError:
-    error = AuthenticationError(f"Microsoft's answer could not be verified: {reason}.", code="invalid_id_token",
-                                status=401)
-    error.hint = hint  # type: ignore[attr-defined]
-    return error
+                                     "tenant's Configure tab.") -> SignInError:
+    return SignInError(f"Microsoft's answer could not be verified: {reason}.", code="invalid_id_token", status=401,
+                       hint=hint)
 
 
 class Provider:
@@ -71,13 +69,14 @@ class Provider:
         except requests.RequestException as exc:
             raise connection_error(exc, "GET", url, verify) from exc
         if response.status_code != 200:
-            raise AuthenticationError(
+            raise SignInError(
                 f"{url} answered HTTP {response.status_code}: check the directory (tenant) ID and the cloud on "
-                "the Configure tab.", status=response.status_code)
+                "the Configure tab.", code="provider_unavailable", status=502)
         try:
             return response.json()
         except ValueError as exc:
-            raise AuthenticationError(f"{url} did not answer with JSON: check the cloud's login URL.") from exc
+            raise SignInError(f"{url} did not answer with JSON: check the cloud's login URL.",
+                              code="provider_unavailable", status=502) from exc
 
     def _entry(self) -> _Cached:
         key = (self.issuer, self.cloud.ca_bundle)
@@ -111,8 +110,8 @@ class Provider:
             try:
                 entry.keys = KeySet.import_key_set(data)
             except (JoseError, ValueError, TypeError, KeyError) as exc:
-                raise AuthenticationError(f"The signing keys at {entry.metadata['jwks_uri']} are not a valid "
-                                          "JSON Web Key Set.") from exc
+                raise SignInError(f"The signing keys at {entry.metadata['jwks_uri']} are not a valid JSON Web "
+                                  "Key Set.", code="provider_unavailable", status=502) from exc
         return entry.keys
 
     def validate_id_token(self, id_token: str, *, client_id: str, nonce: str, leeway: int = 120,
@@ -120,7 +119,7 @@ class Provider:
         """The claims of ``id_token`` once its signature (RS256, JWKS), ``iss``, ``aud``, ``tid``, ``exp``,
         ``nbf``, ``iat`` (``leeway`` seconds of clock skew) and ``nonce`` are all correct.
 
-        Raises :class:`AuthenticationError` (code ``invalid_id_token``) naming the failed check.
+        Raises :class:`SignInError` (code ``invalid_id_token``) naming the failed check.
         """
         try:
             header = jws.extract_compact(id_token.encode("ascii")).protected

@@ -17,7 +17,7 @@ from flask import abort, current_app, jsonify, redirect, request, session
 from werkzeug.wrappers import Response
 
 from ..csrf import protect
-from ..exceptions import AuthenticationError, PBX365Error
+from ..exceptions import PBX365Error, SignInError
 from ..views.public import public_bp
 from .app_flow import check_app_request, exchange
 from .callback import error_page
@@ -56,7 +56,7 @@ def app_token():
     """The app's code exchange: one-time code + PKCE verifier for the host's app session token (JSON)."""
     try:
         answer = exchange(request.form if request.form else (request.get_json(silent=True) or {}))
-    except AuthenticationError as exc:
+    except SignInError as exc:
         response = jsonify({"error": exc.code or "invalid_request", "error_description": str(exc)})
         response.status_code = exc.status or 400
     except PBX365Error as exc:
