@@ -62,7 +62,7 @@ def _finish(data: dict, as_json: bool) -> None:
         if data.get("message"):
             click.echo(data["message"])
     code = EXIT_CODES.get(data["status"], 1)
-    if code and not as_json:
+    if code:  # the documented one-line reason on stderr, with or without --json (stdout stays pure JSON)
         click.echo(f"Error: {data.get('message') or data['status']}".replace("\n", " "), err=True)
     sys.exit(code)
 

@@ -42,8 +42,19 @@ def test_cli_wait_prints_result_and_progress_on_stderr(env):
         held = runner.invoke(args=["pbx365", "sync", "users", "acme", "--wait", "--json"])
         assert held.exit_code == 3, held.output
         assert json.loads(held.stdout)["status"] == "waiting_confirmation"
-        confirmed = runner.invoke(args=["pbx365", "sync", "confirm", "acme", "--wait"])
+        assert held.stderr.splitlines()[-1].startswith("Error: Held for confirmation")
+        confirmed = runner.invoke(args=["pbx365", "sync", "confirm", "acme", "--wait", "--json"])
         assert confirmed.exit_code == 0, confirmed.output
+        assert json.loads(confirmed.stdout)["status"] == "done"
+        # a failed run: exit 1, the JSON on stdout, the one-line reason on stderr
+        env.emulator.add_fault(path=r"/v1\.0/users/delta", times=10, status=403)
+        failed = runner.invoke(args=["pbx365", "sync", "users", "acme", "--wait", "--json"])
+        assert failed.exit_code == 1, failed.output
+        data = json.loads(failed.stdout)
+        assert data["status"] == "failed" and set(data) == {"run_id", "kind", "status", "counts", "message"}
+        assert set(data["counts"]) == {"created", "updated", "linked", "disabled", "deleted", "skipped", "errors"}
+        reason = failed.stderr.splitlines()[-1]
+        assert reason.startswith("Error: Reading users from Microsoft 365 failed") and "User.Read" in reason
     finally:
         _stop(proc)
 

@@ -139,3 +139,34 @@ def test_failed_read_changes_nothing(env):
     result = env.sync()
     assert result["status"] == "failed" and "Nothing was changed" in result["message"]
     assert not env.synced()
+
+
+def test_guard_thresholds_count_only_removals_of_linked_users(empty_env):
+    """More than guard_percent % of the linked users, or more than guard_max users, holds; creations never count."""
+    env = empty_env
+    for n in range(10):
+        env.add_user(f"u{n:02d}", f"First{n}", f"Last{n}")
+    assert env.sync()["status"] == "done"
+    for n in range(10, 25):
+        env.add_user(f"u{n:02d}", f"First{n}", f"Last{n}")
+    env.emulator.delete_user(env.tid, env.oid("u00"))
+    result = env.sync()  # 15 creations and 1 of 10 linked users (exactly 10%, not more): applied
+    assert result["status"] == "done", result["message"]
+    assert (result["counts"]["created"], result["counts"]["disabled"]) == (15, 1)
+
+    for name in ("u01", "u02", "u03"):  # 3 of 25 linked users: 12%
+        env.emulator.delete_user(env.tid, env.oid(name))
+    held = env.sync()
+    assert held["status"] == "waiting_confirmation"
+    assert "12% of the 25 synced users, above the 10% limit" in held["message"]
+    assert "limit of" not in held["message"]
+    assert all(env.synced()[name]["enabled"] for name in ("u01", "u02", "u03"))
+
+    env.settings(guard_percent=100, guard_max=2)  # the absolute cap alone
+    held = env.sync()
+    assert held["status"] == "waiting_confirmation"
+    assert "above the limit of 2 users" in held["message"] and "%" not in held["message"]
+    env.settings(guard_max=3)  # 3 is not more than 3
+    result = env.sync()
+    assert result["status"] == "done" and result["counts"]["disabled"] == 3
+    assert not any(env.synced()[name]["enabled"] for name in ("u01", "u02", "u03"))
