@@ -38,6 +38,8 @@ class Schema:
         self.enums: dict[str, list[str]] = {}
         self.entity_sets: dict[str, str] = {}
         self.singletons: dict[str, str] = {}
+        #: binding type (``Collection(microsoft.graph.contact)``) -> bound action/function name -> return type
+        self.operations: dict[str, dict[str, str | None]] = {}
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rb") as fh:
             root = ET.parse(fh).getroot()
@@ -60,6 +62,13 @@ class Schema:
                     self.types[name] = t
                 elif tag == "EnumType":
                     self.enums[name] = [m.get("Name") for m in el.iter(f"{EDM}Member")]
+                elif tag in ("Action", "Function") and el.get("IsBound") == "true":
+                    params = el.findall(f"{EDM}Parameter")
+                    ret = el.find(f"{EDM}ReturnType")
+                    if params:
+                        binding = self._qualify(params[0].get("Type"), aliases)
+                        self.operations.setdefault(binding, {}).setdefault(
+                            el.get("Name"), self._qualify(ret.get("Type"), aliases) if ret is not None else None)
                 elif tag == "EntityContainer":
                     for c in el:
                         ctag = c.tag.replace(EDM, "")
@@ -103,13 +112,36 @@ class Schema:
         return nav
 
     def member(self, type_name: str, name: str) -> str | None:
-        """The type of property or navigation property ``name`` of ``type_name`` (None when absent)."""
-        return self.properties(type_name).get(name) or self.navigation(type_name).get(name)
+        """The type of property or navigation property ``name`` of ``type_name`` (None when absent).
+
+        Graph matches segment names case-insensitively (its nextLinks say ``contactfolders``), so does this."""
+        members = {**self.properties(type_name), **self.navigation(type_name)}
+        if name in members:
+            return members[name]
+        return next((t for n, t in members.items() if n.lower() == name.lower()), None)
+
+    def _operation_names(self) -> set[str]:
+        """Lower-case names of every bound action/function (an id is never one of them)."""
+        if not hasattr(self, "_op_names"):
+            self._op_names = {n.lower() for ops in self.operations.values() for n in ops}
+        return self._op_names
+
+    def operation(self, binding: str, name: str) -> tuple[bool, str | None]:
+        """Whether an action/function ``name`` is bound to ``binding`` (or to one of its base types), and its
+        return type (None for an action without one). ``binding`` may be ``Collection(...)``."""
+        coll = binding.startswith("Collection(")
+        for t in self._chain(binding[11:-1] if coll else binding):
+            ops = self.operations.get(f"Collection({t.name})" if coll else t.name, {})
+            for op, ret in ops.items():
+                if op.lower() == name.lower():
+                    return True, ret
+        return False, None
 
     def resolve_path(self, path: str) -> str:
         """The type a Graph request path answers with, e.g. ``/users/{id}/contactFolders/{id}/contacts/delta``
-        → ``Collection(microsoft.graph.contact)``. Key segments and ``delta``/``$value``/``$count`` are handled;
-        an unknown segment raises ``KeyError``."""
+        → ``Collection(microsoft.graph.contact)``. Key segments, casts, ``$value``/``$count`` and the actions and
+        functions bound in this schema (``delta``, ``sendMail``; ``Edm.Untyped`` when one returns nothing) are
+        handled; an unknown segment raises ``KeyError`` (e.g. contact ``delta`` in the 21Vianet schema)."""
         segs = [s for s in path.strip("/").split("/") if s]
         if segs and segs[0] in ("v1.0", "beta"):
             segs = segs[1:]
@@ -125,22 +157,27 @@ class Schema:
         for seg in segs:
             is_coll = current.startswith("Collection(")
             base = current[11:-1] if is_coll else current
-            if seg in ("delta", "microsoft.graph.delta()", "microsoft.graph.delta"):
-                continue
             if seg in ("$value", "$count", "$ref"):
                 continue
-            if seg.startswith("microsoft.graph."):
-                current = f"Collection({seg})" if is_coll else seg
+            name = seg[len("microsoft.graph."):] if seg.startswith("microsoft.graph.") else seg
+            name = name[:-2] if name.endswith("()") else name
+            if seg.startswith("microsoft.graph.") and f"microsoft.graph.{name}" in self.types:  # a type cast
+                current = f"Collection(microsoft.graph.{name})" if is_coll else f"microsoft.graph.{name}"
+                continue
+            bound, returns = self.operation(current, name)
+            if bound:
+                current = returns or "Edm.Untyped"
                 continue
             if is_coll:
-                member = self.member(base, seg)
-                if member is None:  # a key segment
+                if name.lower() in self._operation_names():
+                    raise KeyError(f"{name!r} is not bound to {current} in this schema")
+                if self.member(base, seg) is None:  # a key segment
                     current = base
                     continue
                 raise KeyError(f"navigation from a collection needs a key before {seg!r}")
             member = self.member(base, seg)
             if member is None:
-                raise KeyError(f"{base} has no member {seg!r}")
+                raise KeyError(f"{base} has no member or bound operation {seg!r}")
             current = member
         return current
 

@@ -177,6 +177,34 @@ def test_csdl_resolves_paths():
     with pytest.raises(KeyError):
         sch.resolve_path("/users/{id}/noSuchThing")
     assert not csdl.compatible("microsoft.graph.userPurpose", {"value": "user"}, sch)
+    # bound actions and functions, as the client sends them
+    assert sch.resolve_path("/users/{id}/sendMail") == "Edm.Untyped"
+    assert sch.resolve_path("/users/{id}/microsoft.graph.sendMail") == "Edm.Untyped"
+    assert sch.resolve_path("/users/{id}/messages/{id}/attachments/createUploadSession") == \
+        "microsoft.graph.uploadSession"
+    assert sch.resolve_path("/users/microsoft.graph.delta()") == "Collection(microsoft.graph.user)"
+    assert sch.resolve_path("/users/{id}/contactfolders/{id}/contacts/delta") == "Collection(microsoft.graph.contact)"
+    assert sch.resolve_path("/groups/{id}/transitiveMembers/microsoft.graph.user") == "Collection(microsoft.graph.user)"
+    with pytest.raises(KeyError):
+        sch.resolve_path("/users/{id}/sendMessage")
+    with pytest.raises(KeyError):
+        sch.resolve_path("/users/{id}/mailboxSettings/delta")
+
+
+@pytest.mark.parametrize("cloud_file, contact_delta", [
+    ("v1.0-Prod.csdl", True), ("v1.0-Fairfax.csdl", True), ("v1.0-Mooncake.csdl", False)])
+def test_cloud_feature_set_follows_its_csdl(cloud_file, contact_delta):
+    """The emulator offers contact and contact folder delta in the global and US clouds but not in 21Vianet
+    (its tenants answer 501 there), because that is what each cloud's own CSDL binds."""
+    sch = csdl.schema(cloud_file)
+    for path in ("/users/{id}/contactFolders/{id}/contacts/delta", "/users/{id}/contactFolders/delta"):
+        if contact_delta:
+            assert sch.resolve_path(path).startswith("Collection(")
+        else:
+            with pytest.raises(KeyError, match="not bound"):
+                sch.resolve_path(path)
+    assert sch.resolve_path("/users/delta") == "Collection(microsoft.graph.user)"
+    assert sch.resolve_path("/users/{id}/calendarView/delta") == "Collection(microsoft.graph.event)"
 
 
 def test_checker_catches_what_the_csdl_lacks():

@@ -111,3 +111,22 @@ def graph_env(m365_emulator, key_pair):
     yield env
     m365_emulator.clear_faults()
     token_registry.forget(env.credentials)
+    assert_sent_paths_in_csdl(m365_emulator.requests_log())
+
+
+def assert_sent_paths_in_csdl(log: list[dict]) -> None:
+    """Every Graph path (and ``$select``) the client sent, ``$batch`` items included, exists in v1.0's CSDL."""
+    from urllib.parse import parse_qs
+
+    from flask_pbx365.emulator import csdl
+
+    schema = csdl.schema()
+    for entry in log:
+        path = entry["path"]
+        if not path.startswith("/v1.0/") or path == "/v1.0/$batch" or "evil" in (entry.get("query") or ""):
+            continue
+        type_name = schema.resolve_path(path)  # KeyError: Graph has no such path
+        entity = type_name[11:-1] if type_name.startswith("Collection(") else type_name
+        members = {**schema.properties(entity), **schema.navigation(entity)}
+        for prop in (parse_qs(entry.get("query") or "").get("$select") or [""])[0].split(","):
+            assert not prop or prop in members, f"{entry['method']} {path}: $select={prop} is not in {entity}"
