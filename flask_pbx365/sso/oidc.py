@@ -1,6 +1,9 @@
 """The tenant's OpenID Connect provider: discovery, signing keys and ID-token validation (Authlib/joserfc).
 
 The authority is always the tenant's own, ``https://{login host}/{directory id}/v2.0``, never ``/common``.
+The issuer is the one the tenant's discovery document names, which must be that authority or its cloud's
+other sign-in host name (21Vianet answers ``login.chinacloudapi.cn`` discovery with the
+``login.partner.microsoftonline.cn`` issuer, as MSAL's well-known authority hosts list them).
 Metadata and keys are cached per issuer; an ID token signed with an unknown ``kid`` refetches the key set once
 (Entra rolls its signing keys over).
 """
@@ -24,6 +27,8 @@ from ..graph.transport import connection_error, timeouts, trust_store
 #: Entra signs ID tokens with RS256 only; anything else (``none``, HS256 with the public key...) is refused.
 ALGORITHMS = ["RS256"]
 METADATA_TTL = 3600.0
+#: Other sign-in host names a cloud's discovery document may name in its issuer (same cloud, same tenant).
+ISSUER_ALIASES: dict[str, tuple[str, ...]] = {"china": ("login.partner.microsoftonline.cn",)}
 
 
 @dataclass
@@ -55,12 +60,24 @@ class Provider:
     def __init__(self, cloud: Cloud, directory_id: str, *, timeout: float = 30.0):
         self.cloud = cloud
         self.directory_id = directory_id
-        self.issuer = cloud.issuer(directory_id)
+        self.authority = cloud.issuer(directory_id)
         self.timeout = timeout
 
     @property
     def discovery_url(self) -> str:
-        return f"{self.issuer}/.well-known/openid-configuration"
+        return f"{self.authority}/.well-known/openid-configuration"
+
+    @property
+    def accepted_issuers(self) -> list[str]:
+        """The issuers this tenant's discovery document may name: its authority, or the same path on one of the
+        cloud's other sign-in hosts. Never another tenant's, never ``/common``'s ``{tenantid}`` template."""
+        return [self.authority] + [f"https://{host}/{self.directory_id}/v2.0"
+                                   for host in ISSUER_ALIASES.get(self.cloud.name, ())]
+
+    @property
+    def issuer(self) -> str:
+        """The tenant's issuer, exactly as its discovery document names it (ID tokens must carry it)."""
+        return self.metadata["issuer"]
 
     def _get_json(self, url: str) -> Any:
         verify = trust_store(self.cloud)
@@ -79,16 +96,19 @@ class Provider:
                               code="provider_unavailable", status=502) from exc
 
     def _entry(self) -> _Cached:
-        key = (self.issuer, self.cloud.ca_bundle)
+        key = (self.authority, self.cloud.ca_bundle)
         with _LOCK:
             entry = _CACHE.get(key)
         if entry is not None and time.monotonic() - entry.fetched_at < METADATA_TTL:
             return entry
         metadata = self._get_json(self.discovery_url)
-        if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer:
+        if not isinstance(metadata, dict):
+            raise ConfigurationError(f"The OpenID metadata at {self.discovery_url} is not a JSON object: check the "
+                                     "cloud's login URL on the Configure tab.")
+        if metadata.get("issuer") not in self.accepted_issuers:
             raise ConfigurationError(
                 f"The OpenID metadata at {self.discovery_url} names the issuer {metadata.get('issuer')!r}, not "
-                f"{self.issuer!r}: check the cloud and the directory (tenant) ID on the Configure tab.")
+                f"{self.authority!r}: check the cloud and the directory (tenant) ID on the Configure tab.")
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(metadata.get(name), str) or not metadata[name].startswith("https://"):
                 raise ConfigurationError(f"The OpenID metadata at {self.discovery_url} has no https {name}.")

@@ -74,6 +74,8 @@ class FakeEntra:
         self.keys = [SigningKey()]
         self.next_id_token: Callable[[dict], str] | None = None
         self.token_requests: list[dict] = []
+        #: Another host name for the issuer (as 21Vianet's login.partner.microsoftonline.cn); None: this server.
+        self.issuer_host: str | None = None
         ca, cert, key = _tls(directory)
         self.ca_path = str(ca)
         app = Flask("fake_entra")
@@ -90,9 +92,12 @@ class FakeEntra:
     def stop(self) -> None:
         self.server.shutdown()
 
+    def issuer(self, tid: str) -> str:
+        return f"https://{self.issuer_host}/{tid}/v2.0" if self.issuer_host else f"{self.base_url}/{tid}/v2.0"
+
     def _discovery(self, tid: str):
         b = self.base_url
-        return jsonify({"issuer": f"{b}/{tid}/v2.0", "authorization_endpoint": f"{b}/{tid}/oauth2/v2.0/authorize",
+        return jsonify({"issuer": self.issuer(tid), "authorization_endpoint": f"{b}/{tid}/oauth2/v2.0/authorize",
                         "token_endpoint": f"{b}/{tid}/oauth2/v2.0/token", "jwks_uri": f"{b}/{tid}/discovery/v2.0/keys",
                         "end_session_endpoint": f"{b}/{tid}/oauth2/v2.0/logout",
                         "id_token_signing_alg_values_supported": ["RS256"]})
@@ -104,7 +109,7 @@ class FakeEntra:
         self.token_requests.append({**request.form, "header": jwt.get_unverified_header(
             request.form.get("client_assertion", ""))})
         now = int(time.time())
-        defaults = {"iss": f"{self.base_url}/{tid}/v2.0", "tid": tid, "aud": request.form.get("client_id"),
+        defaults = {"iss": self.issuer(tid), "tid": tid, "aud": request.form.get("client_id"),
                     "iat": now, "nbf": now, "exp": now + 3600, "sub": "pairwise-subject", "ver": "2.0"}
         assert self.next_id_token is not None, "the test did not say which ID token to answer with"
         return jsonify({"token_type": "Bearer", "access_token": "opaque", "expires_in": 3599,

@@ -148,3 +148,34 @@ def test_unknown_kid_refetches_the_key_set(rig):
         refused(*rig.attempt(lambda c: stranger.sign(c)), "does not publish")
     finally:
         rig.fake.keys.remove(rolled)
+
+
+def test_21vianet_issuer_host_alias_is_accepted_for_that_cloud_only(fake_entra):
+    """21Vianet's discovery at login.chinacloudapi.cn names a login.partner.microsoftonline.cn issuer; ID tokens
+    must then carry exactly that issuer. Other clouds accept no alias."""
+    from flask_pbx365.clouds import Cloud
+    from flask_pbx365.exceptions import ConfigurationError, SignInError
+    from flask_pbx365.sso.oidc import Provider, forget
+
+    tid, client_id = str(uuid.uuid4()), str(uuid.uuid4())
+    forget()
+    fake_entra.issuer_host = "login.partner.microsoftonline.cn"
+    try:
+        china = Provider(Cloud("china", "China (21Vianet)", fake_entra.base_url, fake_entra.base_url,
+                               fake_entra.ca_path), tid)
+        assert china.issuer == f"https://login.partner.microsoftonline.cn/{tid}/v2.0"
+        now = int(time.time())
+        claims = {"iss": china.issuer, "tid": tid, "aud": client_id, "oid": str(uuid.uuid4()), "iat": now,
+                  "nbf": now, "exp": now + 3600, "nonce": "n-1", "sub": "pairwise"}
+        key = fake_entra.keys[0]
+        assert china.validate_id_token(key.sign(claims), client_id=client_id, nonce="n-1")["tid"] == tid
+        with pytest.raises(SignInError, match="not this tenant"):
+            china.validate_id_token(key.sign({**claims, "iss": china.authority}), client_id=client_id, nonce="n-1")
+        forget()
+        custom = Provider(Cloud("custom", "Custom", fake_entra.base_url, fake_entra.base_url, fake_entra.ca_path),
+                          tid)
+        with pytest.raises(ConfigurationError, match="names the issuer"):
+            custom.metadata
+    finally:
+        fake_entra.issuer_host = None
+        forget()
