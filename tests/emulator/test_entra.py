@@ -267,3 +267,29 @@ def test_tenant_cloud_sets_issuer_hosts_and_graph_resource(m365_emulator, cert, 
     foreign = "https://microsoftgraph.chinacloudapi.cn" if cloud == "global" else "https://graph.microsoft.com"
     refused = _msal(m365_emulator, tid, app_id, credential).acquire_token_for_client([f"{foreign}/.default"])
     assert refused.get("error_codes") == [500011], refused
+
+
+def test_authorize_login_hint_and_silent_prompt(m365_emulator, m365_tenant):
+    em, tid = m365_emulator, m365_tenant
+    redirect = "https://portal.example/cb"
+    app_id = em.add_application(tid, redirectUris=[redirect], adminConsent=True)
+    alice = next(u for u in em.users(tid) if u["userPrincipalName"].startswith("alice@"))["userPrincipalName"]
+    bob = alice.replace("alice@", "bob@")
+    endpoint = f"{em.base_url}/{tid}/oauth2/v2.0/authorize"
+    base = {"client_id": app_id, "redirect_uri": redirect, "response_type": "code", "scope": "openid",
+            "state": "s1", "nonce": "n1"}
+    http = session_for(em)
+    silent = http.get(endpoint, params={**base, "prompt": "none"}, allow_redirects=False)
+    assert silent.status_code == 302
+    q = parse_qs(urlsplit(silent.headers["Location"]).query)
+    assert q["error"] == ["login_required"] and q["state"] == ["s1"] and "AADSTS50058" in q["error_description"][0]
+    page = http.get(endpoint, params={**base, "login_hint": alice})
+    assert f'name="loginfmt" id="i0116" value="{alice}"' in page.text
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    signed_in = http.post(endpoint, data={**form, "loginfmt": alice, "passwd": PASSWORD}, allow_redirects=False)
+    assert signed_in.status_code == 302 and "code" in parse_qs(urlsplit(signed_in.headers["Location"]).query)
+    # the session now answers silently, unless the hint names somebody else
+    again = http.get(endpoint, params={**base, "prompt": "none", "login_hint": alice}, allow_redirects=False)
+    assert "code" in parse_qs(urlsplit(again.headers["Location"]).query)
+    other = http.get(endpoint, params={**base, "prompt": "none", "login_hint": bob}, allow_redirects=False)
+    assert parse_qs(urlsplit(other.headers["Location"]).query)["error"] == ["login_required"]
