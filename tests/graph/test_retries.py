@@ -31,11 +31,11 @@ def test_retry_after_seconds_is_honoured(graph_env):
 def test_retry_after_http_date_is_honoured(graph_env):
     with graph_env.client() as client:
         client.get("/users")
-        retry_at = time.time() + 2
+        retry_at = time.time() + 3
         graph_env.emulator.add_fault(method="GET", path=USERS, status=503, times=1,
                                      retryAfter=email.utils.formatdate(retry_at, usegmt=True))
         _, elapsed = _timed(lambda: client.get("/users"))
-    assert 1.0 <= elapsed < 4.0  # the date has whole-second resolution
+    assert 1.0 <= elapsed < 6.0  # the date has whole-second resolution; backoff alone would be ~0.01 s
     assert time.time() >= int(retry_at) - 0.05
 
 
@@ -82,11 +82,13 @@ def test_timeout_is_retried_for_get(graph_env):
     with graph_env.client(timeout=0.5) as client:
         client.get("/users")
         graph_env.emulator.clear_requests()
-        graph_env.emulator.add_fault(method="GET", path=USERS, delayMs=1500, times=1)
+        graph_env.emulator.add_fault(method="GET", path=USERS, delayMs=4000, times=1)
         page, elapsed = _timed(lambda: client.get("/users"))
     assert len(page["value"]) == len(graph_env.user_ids)
-    assert 0.5 <= elapsed < 1.5  # gave up on the slow answer after the read timeout
-    time.sleep(1.2)  # the emulator logs the slow request when its delayed answer is done
+    assert 0.5 <= elapsed < 3.5  # gave up on the slow answer after the read timeout, long before its 4 s
+    deadline = time.monotonic() + 30  # the emulator logs the slow request once its delayed answer is done
+    while len(graph_env.requests("/v1.0/users", "GET")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(graph_env.requests("/v1.0/users", "GET")) == 2
 
 
