@@ -23,8 +23,11 @@ from .app_flow import check_app_request, exchange
 from .callback import error_page
 from .flow import authorization_redirect, provider_for
 from .matching import check_target
-from .proxy import matching_base, public_bases
+from .proxy import matching_base, public_bases, redirect_uri_for
 from .safety import safe_next
+
+#: Session key of the local path to land on when Microsoft's sign-out returns to the OAuth callback.
+AFTER_SIGN_OUT_KEY = "_pbx365_after_sign_out"
 
 
 @public_bp.get("/sign-in/<tenant>/<target>")
@@ -80,7 +83,9 @@ def sign_out_response(tenant: str, return_to: str | None = None, microsoft: bool
 
     With ``microsoft`` (default: ``PBX365_SSO_SIGN_OUT_MICROSOFT``), and when this browser signed in with
     Microsoft, the browser first visits the tenant's ``end_session_endpoint`` to end its Microsoft session too.
-    Hosts may call this from their own logout view.
+    Microsoft only returns to a registered redirect URI, so its ``post_logout_redirect_uri`` is this domain's
+    OAuth callback, which then sends the browser on to ``return_to``. Hosts may call this from their own logout
+    view.
     """
     if microsoft is None:
         microsoft = bool(current_app.config["PBX365_SSO_SIGN_OUT_MICROSOFT"])
@@ -97,4 +102,5 @@ def sign_out_response(tenant: str, return_to: str | None = None, microsoft: bool
     base = matching_base(tenant) or (public_bases(tenant) or [""])[0]
     if not endpoint or not base:
         return redirect(target)
-    return redirect(f"{endpoint}?{urlencode({'post_logout_redirect_uri': base + target})}")
+    session[AFTER_SIGN_OUT_KEY] = target
+    return redirect(f"{endpoint}?{urlencode({'post_logout_redirect_uri': redirect_uri_for(base, tenant)})}")

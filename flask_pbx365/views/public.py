@@ -45,7 +45,14 @@ def _error_page(title: str, message: str, status: int = 400, **context):
 @public_bp.route("/oauth2/callback", methods=["GET", "POST"])
 def oauth_callback():
     """Microsoft sends the browser back here after admin consent and after Sign in with Microsoft."""
+    from ..sso.routes import AFTER_SIGN_OUT_KEY
+    from ..sso.safety import safe_next
+
     params = request.values
+    after_sign_out = session.pop(AFTER_SIGN_OUT_KEY, None)
+    if after_sign_out and not any(k in params for k in ("state", "code", "error")):
+        # Microsoft's end_session_endpoint returning (sso.routes.sign_out_response) to the registered URI.
+        return redirect(safe_next(after_sign_out) or "/")
     data = take_state(params.get("state"))
     if data is None:
         return _error_page("Sign-in link expired", "This response from Microsoft does not match a request made "

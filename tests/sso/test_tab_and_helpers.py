@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tests.conftest import csrf_from, login
 
-from .conftest import PORTAL, Browser
+from .conftest import PORTAL, Browser, query
 
 TAB = "/admin/integrations/microsoft365/sign-in"
 
@@ -70,11 +70,14 @@ def test_sign_out_clears_the_session_and_optionally_microsofts(sso):
     assert out.status_code == 302
     end_session = out.headers["Location"]
     assert end_session.startswith(f"{sso.emulator.base_url}/{sso.tid}/oauth2/v2.0/logout?")
-    assert "post_logout_redirect_uri=http%3A%2F%2Fportal.test%2Flogin%3Ftenant%3Dacme" in end_session
+    # Microsoft returns only to a registered redirect URI: this domain's callback, which goes on to ``next``.
+    assert query(end_session)["post_logout_redirect_uri"] == PORTAL + "/integrations/microsoft365/oauth2/callback"
     assert browser.portal("GET", "/me").status_code == 302  # the PBX session is gone
     # Microsoft's session ends too: the next sign-in asks for the password again.
     back = browser.ms.get(end_session, allow_redirects=False, timeout=30)
-    assert back.status_code == 302
+    assert back.status_code == 302 and back.headers["Location"] == query(end_session)["post_logout_redirect_uri"]
+    landing = browser.portal("GET", back.headers["Location"])
+    assert landing.status_code == 302 and landing.headers["Location"] == "/login?tenant=acme"
     page = browser.ms.get(browser.start("/integrations/microsoft365/sign-in/acme/web"), allow_redirects=False,
                           timeout=30)
     assert page.status_code == 200 and 'name="passwd"' in page.text
