@@ -238,3 +238,24 @@ def test_sigkilled_worker_leaves_no_duplicates_and_next_run_completes(empty_env)
     assert len({u["extension"] for u in made}) == 45
     phones = {u["id"]: u.get("businessPhones") for u in env.entra_users()}
     assert all(phones[u["m365_object_id"]] == [u["extension"]] for u in made)
+
+
+def test_runs_of_one_tenant_never_overlap_even_with_two_workers(env):
+    """A real run and a dry run are separate runs; the tenant's Redis lock makes the second wait for the first."""
+    from datetime import datetime
+
+    env.emulator.add_fault(method="GET", path=r"/v1\.0/users/delta", times=2, delayMs=1500)
+    workers = [_worker(env), _worker(env)]
+    try:
+        runs = [env.request()["run_id"], env.request(dry_run=True)["run_id"]]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and any(env.status(r)["status"] in ("queued", "running") for r in runs):
+            time.sleep(0.2)
+    finally:
+        for proc in workers:
+            _stop(proc)
+    done = sorted((env.status(r) for r in runs), key=lambda r: r["started_at"])
+    assert [r["status"] for r in done] == ["done", "done"]
+    first_end, second_start = (datetime.fromisoformat(done[0]["finished_at"]),
+                               datetime.fromisoformat(done[1]["started_at"]))
+    assert first_end <= second_start

@@ -52,6 +52,7 @@ def test_progress_bar_moves_live_and_the_page_shows_the_result(env, portal, page
         page.wait_for_function(
             "() => /applying [1-9]\\d*\\/6/.test(document.getElementById('pbx365-run-text').textContent)",
             timeout=60_000)
+        assert env.request()["run_id"] == run_id  # a second request while it runs joins it
         now = int(bar.get_attribute("aria-valuenow"))
         assert 0 < now < 100
         assert page.locator("#pbx365-run .bar > div").evaluate("e => e.style.width") == f"{now}%"
