@@ -1,18 +1,14 @@
 """Graph client tests run against the Microsoft 365 emulator as the ``custom`` cloud."""
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from flask_pbx365.clouds import resolve_cloud
+from flask_pbx365.crypto import generate_key_pair
 from flask_pbx365.graph import AppCredentials, GraphClient
 from flask_pbx365.graph import tokens as token_registry
 
@@ -21,16 +17,10 @@ ALL_PERMISSIONS = ["User.Read.All", "GroupMember.Read.All", "Contacts.Read", "Ma
 
 
 def make_key_pair(days: int = 365, cn: str = "pbx365 test") -> tuple[bytes, bytes]:
-    """(PKCS#8 private key PEM, self-signed certificate PEM), as ``keys generate`` makes them."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.timezone.utc)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=days)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+    """(PKCS#8 private key PEM, self-signed certificate PEM) from the generator the Configure tab and
+    ``keys generate`` use, so MSAL is proven with exactly the certificates admins upload."""
+    pair = generate_key_pair(cn, days=days)
+    return pair.private_key_pem, pair.certificate_pem
 
 
 @pytest.fixture(scope="session")
