@@ -1,9 +1,9 @@
 """Sign in with Microsoft test rig: the demo portal (acme) connected to the emulator, and a browser-like driver.
 
 ``sso`` connects tenant ``acme`` to a fresh emulator tenant (custom cloud, the tenant's own key pair uploaded as the
-app's certificate, both redirect URIs registered) and links PBX users to Entra users the way user sync does:
-a ``UserLink`` row (tenant, tid, oid) -> host user id. ``Browser`` walks the real flow: portal (Flask test client)
--> emulator sign-in page (HTTPS, its form posted like a person) -> portal callback.
+app's certificate, both redirect URIs registered); :meth:`SSOEnv.sync_users` links PBX users to Entra users by
+running a real user sync (an RQ worker executing the job against the emulator). ``Browser`` walks the real flow:
+portal (Flask test client) -> emulator sign-in page (HTTPS, its form posted like a person) -> portal callback.
 """
 from __future__ import annotations
 
@@ -38,19 +38,6 @@ class SSOEnv:
 
     def oid(self, name: str) -> str:
         return self.users[name]["id"]
-
-    def link(self, entra_name: str, host_username: str, state: str = "active") -> None:
-        """What user sync records for a synced user: (tenant, tid, oid) -> host user id."""
-        from flask_pbx365.models import UserLink
-        from flask_pbx365.state import get_state
-
-        with self.app.app_context():
-            db = get_state().db
-            db.session.add(UserLink(tenant="acme", directory_id=self.tid, object_id=self.oid(entra_name),
-                                    host_user_id=self.host_ids[host_username], state=state,
-                                    user_principal_name=self.upn(entra_name),
-                                    display_name=self.users[entra_name]["displayName"]))
-            db.session.commit()
 
     def sync_users(self, **user_sync: Any) -> dict[str, str]:
         """Run a real user sync (a run enqueued, executed by an RQ worker) and return the links it made:

@@ -11,7 +11,7 @@ def _signed_in(browser) -> bool:
 
 
 def test_replayed_state_is_refused_even_with_the_old_session_cookie(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     browser = Browser(sso)
     back = browser.microsoft_sign_in(browser.start(START), sso.upn("alice"))
     cookie_before = browser.client.get_cookie("session", domain="portal.test").value
@@ -28,7 +28,7 @@ def test_replayed_state_is_refused_even_with_the_old_session_cookie(sso):
 
 
 def test_replayed_code_is_refused(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     browser = Browser(sso)
     first = query(browser.microsoft_sign_in(browser.start(START), sso.upn("alice")))
     assert browser.portal("GET", f"/integrations/microsoft365/oauth2/callback?code={first['code']}&"
@@ -45,9 +45,10 @@ def test_email_match_never_signs_in(sso):
     """bob's Microsoft account carries alice's PBX email and UPN-like name; only (tid, oid) counts."""
     from demo_app.host import DemoHost
 
-    sso.link("alice", "alice@acme")
+    links = sso.sync_users(users=[sso.oid("alice")])
+    assert set(links) == {"alice"}
     with sso.app.app_context():
-        alice_email = DemoHost().get_user("acme", sso.host_ids["alice@acme"]).email
+        alice_email = DemoHost().get_user("acme", links["alice"]).email
     sso.emulator.patch_user(sso.tid, sso.oid("bob"), mail=alice_email, otherMails=[alice_email])
     browser = Browser(sso)
     answer = browser.sign_in(START, sso.upn("bob"))
@@ -57,17 +58,24 @@ def test_email_match_never_signs_in(sso):
 
 
 def test_unlinked_and_disabled_users_get_a_page_saying_why(sso):
+    links = sso.sync_users(departments=["Sales"], guard_percent=100)  # carol (Engineering) is not synced
+    assert set(links) == {"alice", "bob"}
     answer = Browser(sso).sign_in(START, sso.upn("carol"))
     page = answer.get_data(as_text=True)
     assert answer.status_code == 403 and "not linked to a user of this PBX" in page and "run a sync" in page
-    sso.link("bob", "bob@acme", state="disabled")
+    assert "Ask your PBX administrator" in page
+    # bob is disabled in Microsoft 365; the next sync disables his PBX account and link.
+    assert Browser(sso).sign_in(START, sso.upn("bob")).status_code == 302
+    sso.emulator.patch_user(sso.tid, sso.oid("bob"), accountEnabled=False)
+    assert "bob" not in sso.sync_users()
+    sso.emulator.patch_user(sso.tid, sso.oid("bob"), accountEnabled=True)  # Microsoft lets him in again...
     answer = Browser(sso).sign_in(START, sso.upn("bob"))
-    assert answer.status_code == 403 and "is disabled" in answer.get_data(as_text=True)
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 403 and "is disabled" in page and "run a sync" in page  # ...the PBX does not
 
 
 def test_user_outside_the_allowed_set(sso):
-    sso.link("alice", "alice@acme")
-    sso.link("bob", "bob@acme")
+    sso.sync_users()
     sso.settings(who="users", users=[sso.oid("alice")])
     answer = Browser(sso).sign_in(START, sso.upn("bob"))
     assert answer.status_code == 403 and "not among the users allowed" in answer.get_data(as_text=True)
@@ -75,8 +83,7 @@ def test_user_outside_the_allowed_set(sso):
 
 
 def test_group_members_only_nested_groups_count(sso):
-    sso.link("alice", "alice@acme")   # in Sales, which is nested in Everyone
-    sso.link("carol", "bob@acme")     # directly in Everyone, not in Sales
+    sso.sync_users()  # alice is in Sales, which is nested in Everyone; carol directly in Everyone, not in Sales
     everyone, sales = _group_ids(sso)
     sso.settings(who="groups", groups=[sales])
     assert Browser(sso).sign_in(START, sso.upn("alice")).status_code == 302
@@ -96,7 +103,7 @@ def _group_ids(sso) -> tuple[str, str]:
 
 
 def test_target_switched_off_and_sso_disabled(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     sso.settings(targets=["admin"])
     answer = Browser(sso).portal("GET", START)
     assert answer.status_code == 404 and "not enabled for the web client" in answer.get_data(as_text=True)
@@ -121,7 +128,7 @@ def test_spoofed_forwarded_host_from_an_untrusted_peer_is_ignored(sso):
 
 
 def test_open_redirect_in_next_is_dropped(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)",
                  "/%0d%0aLocation:%20https://evil.example"):
         answer = Browser(sso).sign_in(f"{START}?next={evil}", sso.upn("alice"))

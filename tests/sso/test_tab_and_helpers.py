@@ -61,7 +61,7 @@ def test_button_appears_only_where_enabled(sso):
 
 
 def test_sign_out_clears_the_session_and_optionally_microsofts(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     browser = Browser(sso)
     assert browser.sign_in("/integrations/microsoft365/sign-in/acme/web", sso.upn("alice")).status_code == 302
     token = _pbx365_token(browser)
@@ -84,7 +84,7 @@ def test_sign_out_clears_the_session_and_optionally_microsofts(sso):
 
 
 def test_sign_out_without_csrf_is_refused_and_plain_sign_out_stays_local(sso):
-    sso.link("alice", "alice@acme")
+    sso.sync_users()
     browser = Browser(sso)
     browser.sign_in("/integrations/microsoft365/sign-in/acme/web", sso.upn("alice"))
     assert browser.portal("POST", "/integrations/microsoft365/sign-out/acme").status_code == 400
@@ -106,15 +106,15 @@ def _pbx365_token(browser) -> str:
 def test_microsoft_only_mode_keeps_local_accounts_and_blocks_linked_passwords(sso):
     from flask_pbx365.sso import password_sign_in_refusal
 
-    sso.link("alice", "alice@acme")
+    alice = sso.sync_users()["alice"]
     with sso.app.app_context():
-        assert password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web") is None
+        assert password_sign_in_refusal("acme", alice, "web") is None
         sso.settings(mode="microsoft_only")
-        assert "Sign in with Microsoft" in password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web")
+        assert "Sign in with Microsoft" in password_sign_in_refusal("acme", alice, "web")
         # A local (unlinked) account, such as the tenant's own admin, keeps its password: the break-glass.
         assert password_sign_in_refusal("acme", sso.host_ids["admin@acme"], "admin") is None
         sso.settings(targets=["admin"])
-        assert password_sign_in_refusal("acme", sso.host_ids["alice@acme"], "web") is None
+        assert password_sign_in_refusal("acme", alice, "web") is None
 
 
 def _password_attempt(sso, page: str, username: str, password: str):
