@@ -195,3 +195,52 @@ class SyncRunItem(Base):
     def as_json(self) -> dict:
         return {"action": self.action, "object_id": self.object_id, "user_principal_name": self.user_principal_name,
                 "display_name": self.display_name, "extension": self.extension, "detail": self.detail}
+
+
+class ContactFolderState(Base):
+    """Contacts sync: where one contact folder of one mailbox stood after the last applied run.
+
+    ``mailbox`` is the Entra object id (personal contacts, then ``host_user_id`` is the PBX user whose phonebook
+    gets them) or the shared mailbox's address (company phonebook). ``delta_link`` is the folder's contacts
+    deltaLink (None where the cloud has no contact delta); ``contact_ids`` the ids in the folder then, so a
+    contact leaving the mailbox (or a deleted folder) is removed from the phonebook.
+    """
+
+    __tablename__ = "pbx365_contact_folder_state"
+    __table_args__ = (sa.UniqueConstraint("tenant", "mailbox", "folder_id",
+                                          name="uq_pbx365_contact_folder_state_folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    mailbox: Mapped[str] = mapped_column(sa.String(255))
+    host_user_id: Mapped[str | None] = mapped_column(sa.String(64))
+    folder_id: Mapped[str] = mapped_column(sa.String(255))
+    delta_link: Mapped[str | None] = mapped_column(sa.Text)
+    contact_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class PresenceState(Base):
+    """What calendar presence remembers about one PBX user between runs.
+
+    While a meeting drives the user's status, ``applied_status`` is the status it set (from ``event_id``, ending
+    ``event_end``) and ``previous_status``/``previous_source`` what to restore when the meeting ends.
+    ``ignored_event_ids`` are meetings in progress during which the user (or an admin) changed the status: that
+    choice wins until the next meeting. A row exists only while there is something to remember.
+    """
+
+    __tablename__ = "pbx365_presence_state"
+    __table_args__ = (sa.UniqueConstraint("tenant", "host_user_id", name="uq_pbx365_presence_state_host_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    host_user_id: Mapped[str] = mapped_column(sa.String(64))
+    object_id: Mapped[str] = mapped_column(sa.String(36))
+    applied_status: Mapped[str | None] = mapped_column(sa.String(16))
+    event_id: Mapped[str | None] = mapped_column(sa.Text)
+    event_subject: Mapped[str | None] = mapped_column(sa.String(255))
+    event_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    previous_status: Mapped[str | None] = mapped_column(sa.String(16))
+    previous_source: Mapped[str | None] = mapped_column(sa.String(16))
+    ignored_event_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
