@@ -68,9 +68,12 @@ def _mix_supported() -> bool:
 
 
 def test_cli_failures(env):
+    from flask_pbx365.sync import JOB_FUNCTIONS
+
     runner = env.app.test_cli_runner()
-    result = runner.invoke(args=["pbx365", "sync", "contacts", "acme"])
-    assert result.exit_code == 1 and "not available yet" in result.output
+    if "contacts" not in JOB_FUNCTIONS:  # until contact sync registers its kind
+        result = runner.invoke(args=["pbx365", "sync", "contacts", "acme"])
+        assert result.exit_code == 1 and "not available yet" in result.output
     result = runner.invoke(args=["pbx365", "sync", "confirm", "acme"])
     assert result.exit_code == 1 and "waiting for confirmation" in result.output
     result = runner.invoke(args=["pbx365", "sync", "users", "globex"])
