@@ -103,18 +103,35 @@ def test_unregistered_certificate_is_explained(app, admin_client, registered, m3
     assert data["ok"] is False and "700027" in data["error"]
 
 
-@pytest.mark.parametrize("algorithm", ["RS256", "PS256"])
-def test_graph_client_signs_with_the_tenants_key(app, registered, m365_emulator, m365_tenant, algorithm):
+@pytest.mark.parametrize("algorithm,thumbprint_header", [("RS256", "x5t"), ("PS256", "x5t#S256")])
+def test_graph_client_signs_with_the_tenants_key(app, registered, m365_emulator, m365_tenant, algorithm,
+                                                  thumbprint_header):
+    import base64
+    from urllib.parse import parse_qs
+
     from flask_pbx365.connection import credentials_for
     from flask_pbx365.graph.client import GraphClient
+    from flask_pbx365.graph.tokens import forget
+    from flask_pbx365.keys import active_key_pair
 
     m365_emulator.patch_application(m365_tenant, registered, adminConsent=True)
     with app.app_context():
         creds = credentials_for("acme")
+        key = active_key_pair("acme")
+    forget(creds)
+    headers: list[dict] = []
+
+    def capture(response, **_):
+        body = response.request.body or ""
+        assertion = parse_qs(body.decode() if isinstance(body, bytes) else body).get("client_assertion")
+        if assertion:
+            headers.append(json.loads(base64.urlsafe_b64decode(assertion[0].split(".")[0] + "==")))
+
     with GraphClient(creds, algorithm=algorithm, max_backoff=1) as client:
+        client.tokens._entry().http.session.hooks["response"].append(capture)
         names = sorted(u["userPrincipalName"].split("@")[0] for u in client.iter_items("/users"))
         assert "alice" in names and "carol" in names
         assert "User.Read.All" in client.token_roles()
-    token_calls = [r for r in m365_emulator.requests_log() if r["path"].endswith("/oauth2/v2.0/token")
-                   and r.get("appId") == registered]
-    assert token_calls and token_calls[-1]["status"] == 200
+    assert [h["alg"] for h in headers] == [algorithm]
+    thumbprint = base64.urlsafe_b64decode(headers[0][thumbprint_header] + "==").hex()
+    assert thumbprint == (key.sha1 if algorithm == "RS256" else key.sha256)
