@@ -47,6 +47,11 @@ PBX365_MAX_RETRIES: int = 6
 #: Upper bound of one backoff wait, in seconds.
 PBX365_MAX_BACKOFF: float = 60.0
 
+#: CA bundle that verifies Microsoft's servers in the listed clouds (Global, US Government, China), for networks
+#: whose TLS-inspecting proxy re-signs traffic. ``None`` uses certifi's bundle. ``REQUESTS_CA_BUNDLE`` is never used.
+#: The custom cloud uses the CA bundle of its Configure tab instead.
+PBX365_CA_BUNDLE: str | None = None
+
 #: Proxies whose ``X-Forwarded-*`` headers are trusted when building redirect URIs (IP addresses; empty: none).
 PBX365_TRUSTED_PROXIES: list[str] = []
 

@@ -1,6 +1,7 @@
 """Per-tenant connection records: reading and saving the Configure tab and the other tabs' options."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,8 +36,13 @@ def save_settings(tenant: str, settings: dict[str, dict[str, Any]]) -> TenantCon
 
 
 def cloud_of(config: TenantConfig) -> Cloud:
-    return resolve_cloud(config.cloud, login_url=config.login_url, graph_url=config.graph_url,
-                         ca_bundle=config.ca_bundle)
+    """The tenant's cloud; the listed clouds take ``PBX365_CA_BUNDLE`` as their trust when it is set."""
+    cloud = resolve_cloud(config.cloud, login_url=config.login_url, graph_url=config.graph_url,
+                          ca_bundle=config.ca_bundle)
+    override = get_state().app.config.get("PBX365_CA_BUNDLE")
+    if not cloud.is_custom and override:
+        cloud = replace(cloud, ca_bundle=override)
+    return cloud
 
 
 def require_connection(tenant: str) -> TenantConfig:

@@ -154,3 +154,19 @@ def test_worker_and_scheduler_commands(app, redis_conn):
                                  headers={"Authorization": f"Bearer {token}"}).get_json()
     assert [n["subject"] for n in sent if "certificate expires in 5 days" in n["subject"]
             or "certificate expires in 6 days" in n["subject"]]
+
+
+def test_ca_bundle_override_applies_to_listed_clouds_only(app, tmp_path):
+    from flask_pbx365.tenants import cloud_of, find_config
+
+    run(app, "configure", "acme", "--client-id", APP_ID, "--directory-id", DIRECTORY_ID, "--cloud", "global")
+    app.config["PBX365_CA_BUNDLE"] = "/etc/corporate-proxy-ca.pem"
+    with app.app_context():
+        cloud = cloud_of(find_config("acme"))
+    assert cloud.login_url == "https://login.microsoftonline.com" and cloud.ca_bundle == "/etc/corporate-proxy-ca.pem"
+    ca = tmp_path / "emulator-ca.pem"
+    ca.write_text("x")
+    run(app, "configure", "acme", "--cloud", "custom", "--login-url", "https://127.0.0.1:8443",
+        "--graph-url", "https://127.0.0.1:8443", "--ca-bundle", str(ca))
+    with app.app_context():
+        assert cloud_of(find_config("acme")).ca_bundle == str(ca)
