@@ -1,0 +1,100 @@
+"""The Presence tab: calendar presence on or off, the Show as → PBX status mapping, who a meeting drives now,
+"Check calendars now" and the recent runs. A thin shell over :mod:`flask_pbx365.presence`."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app, flash, redirect, request, url_for
+
+from .. import signals
+from ..exceptions import PBX365Error, SettingsError
+from ..host import PRESENCE_STATUSES
+from ..models import PresenceState, UserLink
+from ..presence import KIND
+from ..presence.rules import LABELS
+from ..settings import get_settings, import_settings
+from ..state import get_state
+from ..sync import list_runs, request_run, run_items, status_json
+from .admin import TABS, admin_bp, current_tenant, render_tab
+
+if ("pbx365_admin.presence", "Presence") not in TABS:
+    TABS.append(("pbx365_admin.presence", "Presence"))
+
+#: Outlook's Show as values in the order Outlook lists them, with its labels.
+SHOW_AS = (("free", "Free"), ("workingElsewhere", "Working elsewhere"), ("tentative", "Tentative"),
+           ("busy", "Busy"), ("oof", "Out of office"), ("unknown", "Unknown"))
+
+
+def _form_settings() -> dict:
+    mapping = {}
+    for key, _ in SHOW_AS:
+        value = request.form.get(f"map_{key}", "")
+        mapping[key] = value or None
+    return {"enabled": request.form.get("enabled") == "on", "mapping": mapping}
+
+
+def _in_meeting(tenant: str) -> list[dict]:
+    """The users whose status a meeting sets right now, as the last run left them."""
+    session = get_state().db.session
+    rows = session.scalars(sa.select(PresenceState).where(PresenceState.tenant == tenant,
+                                                          PresenceState.applied_status.is_not(None)))
+    links = {link.host_user_id: link for link in session.scalars(
+        sa.select(UserLink).where(UserLink.tenant == tenant))}
+    users = {u.id: u for u in get_state().host.list_users(tenant)}
+    out = []
+    for row in rows:
+        link, user = links.get(row.host_user_id), users.get(row.host_user_id)
+        out.append({"name": (link.display_name if link else None) or (user.display_name if user else row.object_id),
+                    "extension": user.extension if user else "", "status": LABELS.get(row.applied_status, ""),
+                    "subject": row.event_subject or "", "until": row.event_end,
+                    "previous": LABELS.get(row.previous_status or "", row.previous_status or "")})
+    return sorted(out, key=lambda x: (x["extension"], x["name"]))
+
+
+def _page(form: dict | None = None, error: str | None = None, status: int = 200):
+    tenant = current_tenant()
+    settings = get_settings(tenant)
+    runs = list_runs(tenant, KIND, limit=10)
+    last = runs[0] if runs else None
+    details, _ = run_items(last.id, limit=100) if last else ([], 0)
+    return render_tab(
+        "pbx365/presence.html", form=form or settings["presence"], error=error, show_as=SHOW_AS,
+        statuses=[(s, LABELS[s]) for s in PRESENCE_STATUSES], in_meeting=_in_meeting(tenant),
+        runs=[status_json(r) for r in runs], details=[d.as_json() for d in details],
+        connected=bool(settings["configure"]["client_id"] and settings["configure"]["directory_id"]),
+    ), status
+
+
+@admin_bp.route("/presence", methods=["GET", "POST"])
+def presence():
+    if request.method == "GET":
+        return _page()
+    tenant = current_tenant()
+    form = _form_settings()
+    was_enabled = get_settings(tenant)["presence"]["enabled"]
+    try:
+        import_settings(tenant, {"presence": form})
+    except SettingsError as exc:
+        return _page(form=form, error=str(exc), status=400)
+    signals.settings_changed.send(current_app._get_current_object(), tenant=tenant)
+    note = ""
+    if form["enabled"] != was_enabled:
+        # Turning it on applies meetings in progress now; turning it off gives statuses set by meetings back.
+        try:
+            request_run(tenant, KIND, trigger="manual")
+            note = (" Calendars are being checked now." if form["enabled"]
+                    else " Statuses set from calendars are being restored.")
+        except PBX365Error as exc:
+            note = f" {exc}"
+    flash("Presence settings saved." + note, "success")
+    return redirect(url_for("pbx365_admin.presence"))
+
+
+@admin_bp.post("/presence/run")
+def presence_run():
+    try:
+        request_run(current_tenant(), KIND, trigger="manual")
+    except PBX365Error as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Checking calendars now; reload the page to see the result.", "success")
+    return redirect(url_for("pbx365_admin.presence"))
