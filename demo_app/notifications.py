@@ -1,7 +1,9 @@
 """Email from the PBX (voicemail, missed calls, the extension's admin notices), with a record of each message.
 
 Every message becomes a :class:`~demo_app.models.Notification` row (``GET /api/tenants/{t}/notifications``).
-The demo's own transport is SMTP when ``DEMO_SMTP_HOST`` is set, else the log.
+When the tenant's Mail tab (flask_pbx365) is enabled, messages go through Microsoft 365: the row says transport
+``microsoft365`` and goes from ``queued`` to ``sent`` or ``failed`` when the extension's mail job has sent it.
+Otherwise the demo's own transport sends it: SMTP when ``DEMO_SMTP_HOST`` is set, else the log.
 """
 from __future__ import annotations
 
@@ -16,25 +18,51 @@ from flask_pbx365.host import MailMessage
 from .models import Notification, Tenant, db
 
 
-def deliver(tenant: Tenant, message: MailMessage) -> Notification:
-    """Send a PBX email for ``tenant`` and record it.
+def deliver(tenant: Tenant | None, message: MailMessage) -> Notification:
+    """Send a PBX email for ``tenant`` and record it: through Microsoft 365 when the tenant's Mail tab is enabled
+    (queued now, sent by the extension's worker once the caller commits), else through :func:`send_own`."""
+    from flask_pbx365.mail import send_mail
 
-    SEAM (Microsoft 365 mail): once the extension offers sending a tenant's mail through Graph, route here — when
-    the tenant's Mail tab is enabled, hand ``message`` to the extension and record transport ``"microsoft365"``.
-    Until then every message goes through :func:`deliver_local`.
-    """
-    return deliver_local(tenant, message)
+    note = _record(tenant, message, "microsoft365")
+    if tenant is not None and send_mail(tenant.slug, message, on_result=record_mail_result,
+                                        reference=str(note.id)):
+        return note
+    return _send_own(note, message)
 
 
 def deliver_local(tenant: Tenant | None, message: MailMessage) -> Notification:
+    """``DemoHost.send_mail``'s entry (the extension's own admin notices): routed like every other PBX email, so
+    they too go through Microsoft 365 when the tenant's Mail tab is enabled. Same as :func:`deliver`."""
+    return deliver(tenant, message)
+
+
+def send_own(tenant: Tenant | None, message: MailMessage) -> Notification:
     """Send through the demo's own transport (SMTP or log), never through Microsoft 365, and record it."""
-    host = current_app.config.get("DEMO_SMTP_HOST")
+    return _send_own(_record(tenant, message, "log"), message)
+
+
+def record_mail_result(result) -> None:
+    """flask_pbx365's callback (in its worker) when a message it queued was sent or failed for good."""
+    note = db.session.get(Notification, int(result.reference)) if result.reference else None
+    if note is not None:
+        note.status, note.error = result.status, result.error
+        db.session.flush()
+
+
+def _record(tenant: Tenant | None, message: MailMessage, transport: str) -> Notification:
     note = Notification(
         tenant_id=tenant.id if tenant else None, recipients=list(message.to), subject=message.subject, body=message.body,
-        body_type=message.body_type, transport="smtp" if host else "log", status="queued",
+        body_type=message.body_type, transport=transport, status="queued",
         attachments=[{"name": a.name, "content_type": a.content_type, "size": len(a.data),
                       "sha256": hashlib.sha256(a.data).hexdigest()} for a in message.attachments])
     db.session.add(note)
+    db.session.flush()
+    return note
+
+
+def _send_own(note: Notification, message: MailMessage) -> Notification:
+    host = current_app.config.get("DEMO_SMTP_HOST")
+    note.transport = "smtp" if host else "log"
     try:
         if host:
             _send_smtp(host, message)

@@ -244,3 +244,44 @@ class PresenceState(Base):
     previous_source: Mapped[str | None] = mapped_column(sa.String(16))
     ignored_event_ids: Mapped[list] = mapped_column(sa.JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class MailOutboxMessage(Base):
+    """An email queued for Microsoft 365 (Graph ``sendMail``): the mail job reads it by id, so a worker restart
+    loses nothing. ``status``: queued, sending, sent or failed (``error`` says why). ``on_result`` is the host's
+    top-level callback (``module:function``) told how it ended, with the host's ``reference``."""
+
+    __tablename__ = "pbx365_mail_message"
+    __table_args__ = (sa.Index("ix_pbx365_mail_message_tenant_created", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    sender: Mapped[str] = mapped_column(sa.String(320))
+    recipients: Mapped[list] = mapped_column(sa.JSON, default=list)
+    subject: Mapped[str] = mapped_column(sa.Text, default="")
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    body_type: Mapped[str] = mapped_column(sa.String(8), default="text")
+    save_to_sent_items: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    on_result: Mapped[str | None] = mapped_column(sa.String(255))
+    reference: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MailOutboxAttachment(Base):
+    """A file of a queued email. ``data`` is dropped once the message is sent; name, size and hash stay."""
+
+    __tablename__ = "pbx365_mail_attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("pbx365_mail_message.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(sa.String(255))
+    content_type: Mapped[str] = mapped_column(sa.String(255))
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    data: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
