@@ -116,8 +116,8 @@ class ContactsSync:
             text = "Dry run, nothing was changed. " + text
         if self.failed:
             more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
-            text += (f" Reading {len(self.failed)} mailbox{'es' * (len(self.failed) != 1)} failed "
-                     f"({self.failed[0]}{more}); nothing was changed in their phonebooks, the next run tries again.")
+            text += (f" {len(self.failed)} mailbox{'es' * (len(self.failed) != 1)} failed ({self.failed[0]}{more}); "
+                     "nothing was changed in their phonebooks, the next run tries again.")
         return text
 
     # --- which mailboxes --------------------------------------------------------------------------------

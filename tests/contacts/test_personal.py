@@ -97,3 +97,18 @@ def test_entries_removed_in_the_pbx_come_back_and_expired_tokens_resync(cenv):
     assert "read in full: 1, incrementally (delta): 0" in again["message"]  # bob has no contacts
     names = set(env.personal("alice"))
     assert len(names) == 11 and "Person Six" in names and "Person 05" not in names
+
+
+def test_turning_personal_contacts_off_removes_only_synced_entries(cenv):
+    env = cenv
+    env.add_contact("alice", "Synced Sam", mobilePhone="+1 555 0701")
+    env.api(f"/users/{env.extension('alice')}/contacts", "POST", {"name": "Own Olga", "phones": {"home": ["123"]}})
+    env.contacts_settings(personal=True)
+    assert env.sync_contacts()["counts"]["created"] == 1
+    env.contacts_settings(personal=False)
+    off = env.sync_contacts()
+    assert off["status"] == "done" and {k: v for k, v in off["counts"].items() if v} == {"deleted": 1}, off
+    [item] = env.items(off["run_id"], "deleted")
+    assert item["display_name"] == "Synced Sam" and "turned off" in item["detail"]
+    assert set(env.personal("alice")) == {"Own Olga"}
+    assert not any(env.sync_contacts()["counts"].values())
