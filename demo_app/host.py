@@ -20,7 +20,7 @@ from flask_pbx365.host import (PRESENCE_STATUSES, HostTenant, HostUser, MailMess
 from . import directory
 from .auth import current_admin, sign_in_admin, sign_in_web
 from .models import AppToken, CompanyContact, ExtensionGroup, PersonalContact, Tenant, User, db, utcnow
-from .notifications import deliver_local
+from .notifications import deliver
 
 APP_TOKEN_LIFETIME = timedelta(hours=8)
 
@@ -208,7 +208,7 @@ class DemoHost:
             .order_by(User.id)))
 
     def send_mail(self, tenant: str, message: MailMessage) -> None:
-        deliver_local(directory.get_tenant(tenant), message)
+        deliver(directory.get_tenant(tenant), message)  # Microsoft 365 when the Mail tab is on, else SMTP/log
 
     # --- lookups ------------------------------------------------------------------------------------------
     def _tenant(self, slug: str) -> Tenant:

@@ -20,7 +20,7 @@ from .models import Notification, Tenant, db
 
 def deliver(tenant: Tenant | None, message: MailMessage) -> Notification:
     """Send a PBX email for ``tenant`` and record it: through Microsoft 365 when the tenant's Mail tab is enabled
-    (queued now, sent by the extension's worker once the caller commits), else through :func:`send_own`."""
+    (queued now, sent by the extension's worker once the caller commits), else through the demo's own transport (SMTP or log)."""
     from flask_pbx365.mail import send_mail
 
     note = _record(tenant, message, "microsoft365")
@@ -28,17 +28,6 @@ def deliver(tenant: Tenant | None, message: MailMessage) -> Notification:
                                         reference=str(note.id)):
         return note
     return _send_own(note, message)
-
-
-def deliver_local(tenant: Tenant | None, message: MailMessage) -> Notification:
-    """``DemoHost.send_mail``'s entry (the extension's own admin notices): routed like every other PBX email, so
-    they too go through Microsoft 365 when the tenant's Mail tab is enabled. Same as :func:`deliver`."""
-    return deliver(tenant, message)
-
-
-def send_own(tenant: Tenant | None, message: MailMessage) -> Notification:
-    """Send through the demo's own transport (SMTP or log), never through Microsoft 365, and record it."""
-    return _send_own(_record(tenant, message, "log"), message)
 
 
 def record_mail_result(result) -> None:

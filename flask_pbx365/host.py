@@ -197,4 +197,5 @@ class PBXHost(Protocol):
         """Where the extension sends admin notices (certificate expiry, held sync runs)."""
 
     def send_mail(self, tenant: str, message: MailMessage) -> None:
-        """Send through the host's own mail transport (SMTP or log)."""
+        """Send through the host's mail transport (the extension's admin notices use it). A host that routes its
+        notification mail through :func:`flask_pbx365.mail.send_mail` when the Mail tab is on covers these too."""

@@ -15,3 +15,5 @@ settings_changed = _signals.signal("pbx365-settings-changed")
 admin_consent_received = _signals.signal("pbx365-admin-consent-received")
 #: A sync run finished: ``tenant``, ``run_id``, ``kind``, ``status``.
 sync_finished = _signals.signal("pbx365-sync-finished")
+#: A message queued for Microsoft 365 mail was sent or failed for good: ``result`` (a ``MailResult``).
+mail_finished = _signals.signal("pbx365-mail-finished")

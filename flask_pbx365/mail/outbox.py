@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import sqlalchemy as sa
-from blinker import Namespace
 from flask import current_app
 
 from ..exceptions import ConfigurationError
@@ -22,13 +21,11 @@ from ..host import MailMessage
 from ..jobs import get_queue
 from ..models import MailOutboxAttachment, MailOutboxMessage
 from ..settings import get_settings
+from ..signals import mail_finished
 from ..state import get_state
 
 log = logging.getLogger("flask_pbx365.mail")
 
-_signals = Namespace()
-#: A queued message was sent or failed for good: ``result`` (a :class:`MailResult`). The sender is the app.
-mail_finished = _signals.signal("pbx365-mail-finished")
 
 _PENDING = "pbx365_mail_pending"
 _HOOKED = "pbx365_mail_hooked"
