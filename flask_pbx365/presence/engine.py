@@ -15,7 +15,7 @@ from ..connection import client_options, credentials_for
 from ..exceptions import GraphError, NotFoundError, PBX365Error, PermissionMissingError
 from ..graph import GraphClient
 from ..host import HostUser
-from ..models import PresenceState, UserLink
+from ..models import PresenceState, SyncRun, SyncRunItem, UserLink
 from ..settings import get_settings
 from ..state import get_state
 from ..sync.runs import RunContext
@@ -27,6 +27,9 @@ log = logging.getLogger("flask_pbx365.presence")
 
 KIND = "presence"
 CHUNK = 20  # one $batch call of calendarView requests
+#: Quiet runs (done, nothing counted) kept per tenant, unless ``PBX365_PRESENCE_QUIET_RUNS`` says otherwise: with a
+#: run every minute they would bury the history.
+KEEP_QUIET_RUNS = 60
 #: Item action recorded for each decision that is worth a line in the run's details.
 ITEM_ACTION = {"set": "updated", "restore": "updated", "protected": "skipped", "override": "skipped"}
 
@@ -79,6 +82,9 @@ class PresenceSync:
             with GraphClient(credentials_for(self.tenant), **client_options()) as client:
                 for start in range(0, len(targets), CHUNK):
                     self._chunk(client, targets[start:start + CHUNK], states, now)
+        if not self.dry_run:
+            keep = int(self.state.app.config.get("PBX365_PRESENCE_QUIET_RUNS", KEEP_QUIET_RUNS))
+            prune_quiet_runs(self.tenant, keep=keep, current=self.ctx.run.id)
         self.ctx.commit()
         return "done", self._summary(len(targets))
 
@@ -174,6 +180,19 @@ class PresenceSync:
         self.ctx.item(action, object_id=link.object_id, upn=link.user_principal_name,
                       name=link.display_name or host_user.display_name, extension=host_user.extension,
                       detail=detail)
+
+
+def prune_quiet_runs(tenant: str, keep: int, current: str | None = None) -> int:
+    """Delete the tenant's presence runs that changed nothing, but the newest ``keep``; returns how many went."""
+    session = get_state().db.session
+    quiet = [run for run in session.scalars(sa.select(SyncRun).where(
+        SyncRun.tenant == tenant, SyncRun.kind == KIND, SyncRun.status == "done", SyncRun.id != (current or ""))
+        .order_by(SyncRun.created_at.desc())) if not any((run.counts or {}).values())][keep:]
+    ids = [run.id for run in quiet]
+    if ids:
+        session.execute(sa.delete(SyncRunItem).where(SyncRunItem.run_id.in_(ids)))
+        session.execute(sa.delete(SyncRun).where(SyncRun.id.in_(ids)))
+    return len(ids)
 
 
 def sync_presence(ctx: RunContext) -> tuple[str, str]:

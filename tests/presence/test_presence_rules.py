@@ -88,10 +88,10 @@ def test_a_users_own_change_wins_until_the_next_meeting(penv):
     assert penv.presence("alice") == AVAILABLE
 
 
-def test_an_admins_change_during_a_meeting_wins_too(penv, admin_client):
+def test_an_admins_change_during_a_meeting_wins_too(penv):
     from flask_pbx365.state import get_state
 
-    penv.meeting("alice")
+    meeting = penv.meeting("alice")
     penv.run()
     with penv.app.app_context():  # as the host's admin page does: source "admin"
         state = get_state(penv.app)
@@ -100,6 +100,9 @@ def test_an_admins_change_during_a_meeting_wins_too(penv, admin_client):
         state.db.session.commit()
     penv.run()
     assert penv.presence("alice") == {"status": "holiday", "source": "admin"}
+    penv.end_meeting("alice", meeting)
+    penv.run()
+    assert penv.presence("alice") == {"status": "holiday", "source": "admin"}  # not "restored" over the admin
 
 
 def test_recurring_series_in_another_time_zone(penv):
