@@ -181,8 +181,12 @@ def status(tenant, as_json):
 
     config = find_config(tenant)
     key = active_key_pair(tenant)
-    runs = get_state().db.session.scalars(sa.select(SyncRun).where(SyncRun.tenant == tenant)
-                                          .order_by(SyncRun.created_at.desc()).limit(20))
+    from .sync.runs import refresh_if_stale
+
+    runs = list(get_state().db.session.scalars(sa.select(SyncRun).where(SyncRun.tenant == tenant)
+                                               .order_by(SyncRun.created_at.desc()).limit(20)))
+    for run in runs:
+        refresh_if_stale(run)  # a run whose worker died shows as failed, not forever "running"
     data = {
         "connected": bool(config and config.client_id and config.directory_id and key),
         "key": {"sha256": key.sha256, "not_after": key.not_after.isoformat()} if key else None,
