@@ -71,7 +71,6 @@ class PresenceSync:
     # --- the run ---------------------------------------------------------------------------------------------
 
     def execute(self) -> tuple[str, str]:
-        now = datetime.now(timezone.utc)
         host_users = {u.id: u for u in self.host.list_users(self.tenant)}
         targets = self._targets(host_users) if self.options["enabled"] else []
         states = self._states()
@@ -81,17 +80,20 @@ class PresenceSync:
         if targets:
             with GraphClient(credentials_for(self.tenant), **client_options()) as client:
                 for start in range(0, len(targets), CHUNK):
-                    self._chunk(client, targets[start:start + CHUNK], states, now)
+                    self._chunk(client, targets[start:start + CHUNK], states, datetime.now(timezone.utc))
         if not self.dry_run:
             keep = int(self.state.app.config.get("PBX365_PRESENCE_QUIET_RUNS", KEEP_QUIET_RUNS))
             prune_quiet_runs(self.tenant, keep=keep, current=self.ctx.run.id)
         self.ctx.commit()
+        if self.ctx.counts["errors"]:
+            return "failed", (f"{self._summary(len(targets))} The statuses of users whose calendar could not be read "
+                              "were left as they were; the next run tries again.")
         return "done", self._summary(len(targets))
 
     def _summary(self, checked: int) -> str:
         counts = self.ctx.counts
-        text = (f"{self.changed['set']} statuses set from meetings, {self.changed['restore']} restored, "
-                f"{counts['skipped']} left alone, {counts['errors']} errors.")
+        text = (f"set from meetings {self.changed['set']}, restored {self.changed['restore']}, "
+                f"left alone {counts['skipped']}, errors {counts['errors']}.")
         if not self.options["enabled"]:
             text = f"Calendar presence is off (Presence tab), so no calendar was read: {text}"
         else:

@@ -62,7 +62,7 @@ def test_tab_saves_the_mapping_and_shows_who_is_in_a_meeting(penv, admin_client)
     html = admin_client.get(TAB).get_data(as_text=True)
     in_meeting = html.split('id="pbx365-in-meeting"')[1].split("</table>")[0]
     assert "Bob Brown" in in_meeting and "Pipeline review" in in_meeting and "Lunch" in in_meeting
-    assert "1 statuses set from meetings" in html
+    assert "set from meetings 1," in html
 
 
 def test_turning_it_off_on_the_tab_gives_statuses_back(penv, admin_client):

@@ -137,7 +137,9 @@ def test_unreadable_calendar_leaves_the_status_alone(penv):
     penv.delete_meeting("alice", meeting)
     penv.emulator.add_fault(path=f"/users/{penv.oid('alice')}/calendarView", times=5, status=500)
     run = penv.run()
-    assert run["status"] == "done" and run["counts"]["errors"] == 1
+    assert run["status"] == "failed" and run["counts"]["errors"] == 1
+    assert "could not be read" in run["message"]
+    assert "500" in penv.items(run["run_id"], "error")[0]["detail"]
     assert penv.presence("alice") == CALENDAR  # a failed read is no proof the meeting ended
     penv.emulator.clear_faults()
     penv.run()
