@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -77,7 +78,8 @@ class ContactsSync:
             self.ctx.report(force=True, phase="preparing")
             mailboxes = self._personal_mailboxes() if self.options["personal"] else []
             shared = []
-            for address in self.options["shared_mailboxes"]:
+            # The address, lower-cased, is the company entries' source: a change of case must not orphan them.
+            for address in dict.fromkeys(a.strip().lower() for a in self.options["shared_mailboxes"]):
                 mailbox = self._shared_mailbox(client, address)
                 if mailbox is not None:
                     shared.append(mailbox)
@@ -141,7 +143,7 @@ class ContactsSync:
         mailbox = Mailbox(key=address.lower(), who=address, label=address, name=address,
                           phonebook=Phonebook(self.host, self.tenant, address))
         try:
-            answer = client.get(f"/users/{address}/mailboxSettings/userPurpose", mailbox=address)
+            answer = client.get(f"/users/{quote(address, safe='@')}/mailboxSettings/userPurpose", mailbox=address)
         except FATAL:
             raise
         except NotFoundError as exc:
@@ -303,7 +305,8 @@ class ContactsSync:
     # --- run details --------------------------------------------------------------------------------------
 
     def _item(self, action: str, mailbox: Mailbox, *, name: str | None, detail: str) -> None:
-        self.ctx.item(action, object_id=mailbox.object_id, upn=mailbox.label or None, name=name,
+        self.ctx.item(action, object_id=mailbox.object_id, upn=(mailbox.label or "")[:255] or None,
+                      name=(name or "")[:255] or None,
                       extension=mailbox.extension, detail=detail)
 
     def _error(self, mailbox: Mailbox, message: str, record_failure: bool = True) -> None:
@@ -316,11 +319,3 @@ class ContactsSync:
 def sync_contacts(ctx: RunContext) -> tuple[str, str]:
     """The contacts sync engine for :func:`flask_pbx365.sync.runs.execute`: ``(status, message)``."""
     return ContactsSync(ctx).execute()
-
-
-def reset_contacts_state(tenant: str) -> None:
-    """Forget every stored contacts deltaLink of ``tenant``: the next run reads every folder in full."""
-    session = get_state().db.session
-    session.execute(sa.update(ContactFolderState).where(ContactFolderState.tenant == tenant)
-                    .values(delta_link=None))
-    session.commit()

@@ -33,6 +33,11 @@ def test_shared_mailboxes_fill_the_company_phonebook_and_only_shared_ones_count(
     assert "not a mailbox in this Microsoft 365 tenant" in errors[f"nobody@{env.domain}"]
     assert f"carol@{env.domain}" in run["message"]
 
+    env.contacts_settings(shared_mailboxes=[reception.upper()])   # the same mailbox, typed differently
+    same = env.sync_contacts()
+    assert same["status"] == "done" and not any(same["counts"].values()), same
+    assert env.company() == company
+
     env.contacts_settings(shared_mailboxes=[])   # removing the mailbox removes what it brought
     cleaned = env.sync_contacts()
     assert cleaned["status"] == "done" and _nonzero(cleaned["counts"]) == {"deleted": 2}, cleaned
