@@ -87,14 +87,14 @@ class ContactsSync:
             self._clean_up({m.key for m in mailboxes}, configured_shared={
                 a.lower() for a in self.options["shared_mailboxes"]})
             self.ctx.report(force=True, phase="reading contacts", done=0, total=len(mailboxes))
-            blocked: dict[bool, str] = {}  # kind (shared?) -> the missing permission's message
+            blocked: set[bool] = set()  # kinds (shared or not) whose permission is missing
             for done, mailbox in enumerate(mailboxes, 1):
                 if mailbox.shared in blocked:
                     continue
                 try:
                     self._sync_mailbox(client, mailbox)
                 except PermissionMissingError as exc:
-                    blocked[mailbox.shared] = str(exc)
+                    blocked.add(mailbox.shared)
                     left = sum(1 for m in mailboxes[done - 1:] if m.shared == mailbox.shared)
                     self._error(mailbox, f"{exc} The contacts of {left} mailbox{'es' * (left != 1)} were not read.")
                 self.ctx.report(done=done)
