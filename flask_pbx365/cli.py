@@ -183,8 +183,12 @@ def status(tenant, as_json):
     key = active_key_pair(tenant)
     from .sync.runs import refresh_if_stale
 
-    runs = list(get_state().db.session.scalars(sa.select(SyncRun).where(SyncRun.tenant == tenant)
-                                               .order_by(SyncRun.created_at.desc()).limit(20)))
+    runs: list[SyncRun] = []
+    for kind in ("users", "contacts", "presence"):  # the newest of each kind: presence runs every minute
+        runs += get_state().db.session.scalars(
+            sa.select(SyncRun).where(SyncRun.tenant == tenant, SyncRun.kind == kind)
+            .order_by(SyncRun.created_at.desc()).limit(10))
+    runs.sort(key=lambda r: r.created_at, reverse=True)
     for run in runs:
         refresh_if_stale(run)  # a run whose worker died shows as failed, not forever "running"
     data = {

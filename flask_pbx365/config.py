@@ -80,6 +80,9 @@ PBX365_SYNC_BATCH_SIZE: int = 50
 #: Seconds a sync's per-tenant Redis lock lives without its heartbeat: how soon a killed worker's run is taken over.
 PBX365_SYNC_LOCK_TTL: int = 60
 
+#: Presence runs that changed nothing kept per tenant (presence runs every minute; older quiet runs are pruned).
+PBX365_PRESENCE_QUIET_RUNS: int = 60
+
 DEFAULTS: dict[str, object] = {
     name: value for name, value in dict(globals()).items() if name.startswith("PBX365_")
 }

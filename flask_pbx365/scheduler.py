@@ -51,7 +51,8 @@ def schedules(tenant: str) -> dict[str, tuple[str, str] | None]:
         "users": (s["user_sync"]["schedule"], tz) if s["user_sync"]["mode"] == "automatic" else None,
         "contacts": (s["contacts"]["schedule"], tz) if s["contacts"]["mode"] == "automatic"
         and (s["contacts"]["personal"] or s["contacts"]["shared_mailboxes"]) else None,
-        "presence": None,
+        # calendar presence is checked every minute while enabled
+        "presence": ("* * * * *", "UTC") if s["presence"]["enabled"] else None,
     }
 
 

@@ -27,9 +27,6 @@ log = logging.getLogger("flask_pbx365.presence")
 
 KIND = "presence"
 CHUNK = 20  # one $batch call of calendarView requests
-#: Quiet runs (done, nothing counted) kept per tenant, unless ``PBX365_PRESENCE_QUIET_RUNS`` says otherwise: with a
-#: run every minute they would bury the history.
-KEEP_QUIET_RUNS = 60
 #: Item action recorded for each decision that is worth a line in the run's details.
 ITEM_ACTION = {"set": "updated", "restore": "updated", "protected": "skipped", "override": "skipped"}
 
@@ -82,7 +79,7 @@ class PresenceSync:
                 for start in range(0, len(targets), CHUNK):
                     self._chunk(client, targets[start:start + CHUNK], states, datetime.now(timezone.utc))
         if not self.dry_run:
-            keep = int(self.state.app.config.get("PBX365_PRESENCE_QUIET_RUNS", KEEP_QUIET_RUNS))
+            keep = int(self.state.app.config["PBX365_PRESENCE_QUIET_RUNS"])
             prune_quiet_runs(self.tenant, keep=keep, current=self.ctx.run.id)
         self.ctx.commit()
         if self.ctx.counts["errors"]:
