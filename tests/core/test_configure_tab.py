@@ -214,3 +214,17 @@ def test_warning_when_the_portal_domain_changed_since_consent(app, admin_client)
     html = _page(admin_client)
     assert 'value="https://pbx.acme.example/integrations/microsoft365/oauth2/callback"' in html
     assert "portal domain changed since the last successful sign-in" in html
+
+
+def test_every_admin_post_route_of_every_tab_refuses_a_missing_csrf_token(app, admin_client):
+    posts = [rule for rule in app.url_map.iter_rules()
+             if rule.endpoint.startswith("pbx365_admin.") and "POST" in (rule.methods or ())]
+    assert len(posts) >= 10  # every tab's forms: configure, user sync, sign in, contacts, mail, presence
+    for rule in posts:
+        url = rule.rule
+        for arg in rule.arguments:
+            url = url.replace(f"<{arg}>", "0" * 64).replace(f"<string:{arg}>", "0" * 64)
+        url = re.sub(r"<[^>]+>", "0", url)
+        response = admin_client.post(url, data={"enabled": "on"})
+        assert response.status_code == 400, (rule.rule, response.status_code)
+        assert "CSRF" in response.get_data(as_text=True), rule.rule
