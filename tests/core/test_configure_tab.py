@@ -228,3 +228,17 @@ def test_every_admin_post_route_of_every_tab_refuses_a_missing_csrf_token(app, a
         response = admin_client.post(url, data={"enabled": "on"})
         assert response.status_code == 400, (rule.rule, response.status_code)
         assert "CSRF" in response.get_data(as_text=True), rule.rule
+
+
+def test_every_admin_route_requires_the_hosts_admin_check(app):
+    anonymous = app.test_client()
+    web_user = app.test_client()
+    login(web_user, "alice@acme", "alice", page="/login")
+    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("pbx365_admin.")]
+    assert len(rules) >= 15
+    for rule in rules:
+        url = re.sub(r"<[^>]+>", "0", rule.rule)
+        for client in (anonymous, web_user):
+            for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+                response = client.open(url, method=method)
+                assert response.status_code == 302 and "/admin/login" in response.location, (method, rule.rule)
