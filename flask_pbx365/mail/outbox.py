@@ -21,7 +21,7 @@ from ..host import MailMessage
 from ..jobs import get_queue
 from ..models import MailOutboxAttachment, MailOutboxMessage
 from ..settings import get_settings
-from ..signals import mail_finished
+from ..signals import mail_finished  # noqa: F401  (re-exported by flask_pbx365.mail)
 from ..state import get_state
 
 log = logging.getLogger("flask_pbx365.mail")
