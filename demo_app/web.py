@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from flask_pbx365.host import PRESENCE_STATUSES
+from flask_pbx365.sso import sign_out_response
 
 from .admin import contact_fields
 from .auth import current_web_user, safe_next, sign_in_web, sign_out_web, web_login_required
@@ -40,8 +41,14 @@ def login():
 @bp.post("/logout")
 def logout():
     user = current_web_user()
+    if user is None:
+        sign_out_web()
+        return redirect(url_for("web.login"))
+    # The extension ends the session, and Microsoft's too when asked and the user signed in with Microsoft.
+    response = sign_out_response(user.tenant.slug, url_for("web.login", tenant=user.tenant.slug),
+                                 microsoft=request.form.get("microsoft") == "1" or None)
     sign_out_web()
-    return redirect(url_for("web.login", tenant=user.tenant.slug if user else None))
+    return response
 
 
 @bp.get("/me")

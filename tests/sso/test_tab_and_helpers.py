@@ -158,3 +158,23 @@ def test_demo_password_forms_enforce_microsoft_only_but_keep_the_break_glass(sso
     sso.settings(targets=["admin"])
     assert _password_attempt(sso, "/login", "alice", "alice")[0].status_code == 302
     assert _password_attempt(sso, "/admin/login", "admin", "admin")[0].status_code == 200
+
+
+def test_web_client_sign_out_can_end_the_microsoft_session_too(sso):
+    from tests.conftest import csrf_from
+
+    sso.sync_users()
+    browser = Browser(sso)
+    assert browser.sign_in("/integrations/microsoft365/sign-in/acme/web", sso.upn("alice")).status_code == 302
+    me = browser.portal("GET", "/me").get_data(as_text=True)
+    assert "also sign out of Microsoft" in me
+    out = browser.portal("POST", "/logout", data={"csrf_token": csrf_from(me, "/logout"), "microsoft": "1"})
+    assert out.status_code == 302
+    assert out.headers["Location"].startswith(f"{sso.emulator.base_url}/{sso.tid}/oauth2/v2.0/logout?")
+    assert browser.portal("GET", "/me").status_code == 302
+
+    browser = Browser(sso)
+    browser.sign_in("/integrations/microsoft365/sign-in/acme/web", sso.upn("alice"))
+    me = browser.portal("GET", "/me").get_data(as_text=True)
+    out = browser.portal("POST", "/logout", data={"csrf_token": csrf_from(me, "/logout")})
+    assert out.status_code == 302 and out.headers["Location"] == "/login?tenant=acme"  # stays local by default
