@@ -178,6 +178,7 @@ def status(tenant, as_json):
     from .scheduler import next_runs
     from .keys import active_key_pair
     from .tenants import find_config
+    from .notifications import list_subscriptions
 
     config = find_config(tenant)
     key = active_key_pair(tenant)
@@ -196,7 +197,7 @@ def status(tenant, as_json):
         "key": {"sha256": key.sha256, "not_after": key.not_after.isoformat()} if key else None,
         "runs": [r.as_json() for r in runs],
         "next": next_runs(tenant),
-        "subscriptions": [],
+        "subscriptions": list_subscriptions(tenant),
     }
     text = [f"connected: {str(data['connected']).lower()}",
             f"key: {key.sha256} until {key.not_after:%Y-%m-%d}" if key else "key: none"]

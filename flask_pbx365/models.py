@@ -285,3 +285,23 @@ class MailOutboxAttachment(Base):
     size: Mapped[int] = mapped_column(sa.BigInteger)
     sha256: Mapped[str] = mapped_column(sa.String(64))
     data: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+
+class NotificationSubscription(Base):
+    """A Graph change-notification subscription the extension created for a tenant (:mod:`flask_pbx365.notifications`).
+
+    ``id`` is Graph's subscription id; ``kind`` is the run it triggers (users, contacts, presence). Only a SHA-256 of
+    the random ``clientState`` is kept: enough to check incoming notifications, useless to forge them.
+    """
+
+    __tablename__ = "pbx365_subscription"
+    __table_args__ = (sa.Index("ix_pbx365_subscription_tenant", "tenant"),)
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    resource: Mapped[str] = mapped_column(sa.String(512))
+    notification_url: Mapped[str] = mapped_column(sa.String(1024))
+    client_state_hash: Mapped[str] = mapped_column(sa.String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -8,5 +8,6 @@ from . import mail  # noqa: F401  (registers the Mail tab's routes on admin_bp)
 from . import contacts  # noqa: F401  (registers the Contacts tab's routes on admin_bp)
 from . import presence  # noqa: F401  (registers the Presence tab's routes on admin_bp)
 from ..sso import routes as _sso_routes  # noqa: F401  (registers sign-in routes on public_bp)
+from ..notifications import webhook as _webhook  # noqa: F401  (registers the Graph webhook on public_bp)
 
 __all__ = ["admin_bp", "public_bp"]

@@ -1,0 +1,83 @@
+"""Change notifications end to end: subscription handshake through the real route, a user added in Microsoft 365
+reaching the PBX as a user sync run, refused forgeries, ``status --json``."""
+from __future__ import annotations
+
+import json
+import time
+
+import requests
+
+from flask_pbx365.jobs import get_queue
+from flask_pbx365.notifications import ensure_subscriptions, list_subscriptions
+
+URL = "/integrations/microsoft365/notifications"
+
+
+def _wait_for_jobs(app, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = get_queue(app).count
+        if count:
+            return count
+        time.sleep(0.1)
+    return 0
+
+
+def test_user_added_in_entra_queues_a_user_sync_run(notify_env, served):
+    app = notify_env.app
+    with app.app_context():
+        subs = ensure_subscriptions("acme")
+    assert [s["resource"] for s in subs] == ["users"]
+    with app.app_context():
+        assert ensure_subscriptions("acme") == subs      # idempotent: nothing due, nothing recreated
+    notify_env.add_user("zoe", "Zoe", "Webhook")
+    started = time.monotonic()
+    assert _wait_for_jobs(app) == 1
+    assert time.monotonic() - started < 10
+    notify_env.work()
+    from flask_pbx365.sync import list_runs
+
+    with app.app_context():
+        runs = list_runs("acme", "users")
+    assert [r.trigger for r in runs] == ["notification"]
+    assert runs[0].status == "done", runs[0].message
+    assert "zoe" in notify_env.synced()
+
+
+def test_webhook_refuses_what_graph_would_not_send(notify_env, served):
+    app = notify_env.app
+    with app.app_context():
+        sid = ensure_subscriptions("acme")[0]["id"]
+    echo = requests.post(f"{served}{URL}/acme", params={"validationToken": "Validation: a b+c"}, timeout=5)
+    assert echo.status_code == 200 and echo.text == "Validation: a b+c"
+    assert echo.headers["Content-Type"].startswith("text/plain")
+    note = {"subscriptionId": sid, "clientState": "forged", "changeType": "updated", "resource": "Users/x",
+            "tenantId": notify_env.tid}
+    assert requests.post(f"{served}{URL}/acme", json={"value": [note]}, timeout=5).status_code == 401
+    assert requests.post(f"{served}{URL}/acme", json={"value": [{**note, "subscriptionId": "nope"}]},
+                         timeout=5).status_code == 401
+    assert requests.post(f"{served}{URL}/globex", json={"value": [note]}, timeout=5).status_code in (401, 404)
+    assert requests.post(f"{served}{URL}/nosuch", json={"value": [note]}, timeout=5).status_code == 404
+    assert requests.post(f"{served}{URL}/acme", data="not json", timeout=5).status_code == 400
+    assert requests.post(f"{served}{URL}/acme", json={"value": "x"}, timeout=5).status_code == 400
+    time.sleep(0.3)
+    assert get_queue(app).count == 0
+
+
+def test_status_json_lists_subscriptions_and_disabling_removes_them(notify_env, served):
+    app = notify_env.app
+    with app.app_context():
+        subs = ensure_subscriptions("acme")
+    result = app.test_cli_runner().invoke(args=["pbx365", "status", "acme", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)["subscriptions"]
+    assert listed == subs and listed[0]["id"] and listed[0]["resource"] == "users" and listed[0]["expires"]
+    from flask_pbx365.settings import import_settings
+
+    with app.app_context():
+        import_settings("acme", {"notifications": {"enabled": False}})
+        assert ensure_subscriptions("acme") == []
+        assert list_subscriptions("acme") == []
+    notify_env.add_user("yan", "Yan", "Quiet")
+    time.sleep(1.0)
+    assert get_queue(app).count == 0        # the subscription was deleted in Microsoft 365 too
