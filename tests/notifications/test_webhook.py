@@ -81,3 +81,41 @@ def test_status_json_lists_subscriptions_and_disabling_removes_them(notify_env, 
     notify_env.add_user("yan", "Yan", "Quiet")
     time.sleep(1.0)
     assert get_queue(app).count == 0        # the subscription was deleted in Microsoft 365 too
+
+
+def test_reauthorization_required_renews_the_subscription(notify_env, served):
+    app = notify_env.app
+    from datetime import datetime, timedelta, timezone
+
+    from flask_pbx365.models import NotificationSubscription
+    from flask_pbx365.state import get_state
+
+    with app.app_context():
+        sid = ensure_subscriptions("acme")[0]["id"]
+        row = get_state().db.session.get(NotificationSubscription, sid)
+        row.expires_at = datetime.now(timezone.utc) + timedelta(hours=1)   # as if renewed long ago
+        get_state().db.session.commit()
+        soon = list_subscriptions("acme")[0]["expires"]
+    answer = notify_env.emulator.admin("POST", f"/tenants/{notify_env.tid}/subscriptions/{sid}/lifecycle",
+                                       json={"event": "reauthorizationRequired"})
+    assert answer["sent"] is True
+    assert _wait_for_jobs(app) == 1
+    notify_env.work()
+    with app.app_context():
+        renewed = list_subscriptions("acme")
+    assert renewed[0]["id"] == sid and renewed[0]["expires"] > soon
+    graph_side = notify_env.emulator.admin("GET", f"/tenants/{notify_env.tid}/subscriptions")
+    expires = datetime.fromisoformat(graph_side[0]["expirationDateTime"][:26] + "+00:00")
+    assert expires > datetime.now(timezone.utc) + timedelta(days=20)
+
+
+def test_scheduler_pass_creates_and_backs_off_when_unreachable(notify_env, served):
+    app = notify_env.app
+    from flask_pbx365.notifications import scheduler_pass
+
+    with app.app_context():
+        assert scheduler_pass(app) == []
+        assert [s["resource"] for s in list_subscriptions("acme")] == ["users"]
+        app.config["DEMO_PUBLIC_URL"] = "http://127.0.0.1:9"   # portal moved somewhere Graph cannot reach
+        assert scheduler_pass(app) == ["acme"]
+        assert scheduler_pass(app) == []                        # backing off: no retry every pass
