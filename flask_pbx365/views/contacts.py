@@ -7,21 +7,21 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from flask import abort, current_app, flash, jsonify, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 
 from .. import contacts as _contacts  # noqa: F401  (registers the contacts kind and its dispatcher)
 from .. import signals
-from ..exceptions import PBX365Error, SettingsError
+from ..exceptions import SettingsError
 from ..scheduler import next_run
 from ..settings import get_settings, import_settings
-from ..sync import get_run, list_runs, request_run, run_items, status_json
+from ..sync import list_runs, status_json
 from .admin import TABS, admin_bp, current_tenant, render_tab
+from .runs import progress, run_detail, start_run
 
 TABS.append(("pbx365_admin.contacts", "Contacts"))
 
 KIND = "contacts"
 ACTIONS = ("created", "updated", "deleted", "skipped", "error")
-PAGE = 100
 
 
 def _form_options() -> dict:
@@ -73,42 +73,14 @@ def contacts():
 
 @admin_bp.post("/contacts/run")
 def contacts_run():
-    dry_run = request.form.get("dry_run") in ("1", "on", "true")
-    try:
-        run = request_run(current_tenant(), KIND, dry_run=dry_run, trigger="manual")
-    except PBX365Error as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("pbx365_admin.contacts"))
-    flash(("Dry run started: nothing will be changed." if dry_run else "Contacts sync started.")
-          + " Progress is shown below.", "success")
-    return redirect(url_for("pbx365_admin.contacts", run=run.id) + "#progress")
-
-
-def _run_or_404(run_id: str):
-    run = get_run(current_tenant(), run_id)
-    if run is None or run.kind != KIND:
-        abort(404)
-    return run
+    return start_run(KIND, "pbx365_admin.contacts", "Contacts sync started.")
 
 
 @admin_bp.get("/contacts/runs/<run_id>/progress")
 def contacts_progress(run_id: str):
-    return jsonify(status_json(_run_or_404(run_id)))
+    return progress(KIND, run_id)
 
 
 @admin_bp.get("/contacts/runs/<run_id>")
 def contacts_run_detail(run_id: str):
-    run = _run_or_404(run_id)
-    action = request.args.get("action") or None
-    if action not in (None, *ACTIONS):
-        abort(400, description=f"Unknown action filter {action!r}.")
-    query = request.args.get("q", "").strip()
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
-    items, total = run_items(run.id, action=action, search=query, limit=PAGE, offset=(page - 1) * PAGE)
-    if request.args.get("format") == "json":
-        return jsonify({"run": status_json(run), "total": total, "items": [i.as_json() for i in items]})
-    return render_tab("pbx365/contacts.html", detail=status_json(run), items=items, total=total, page=page,
-                      pages=max(1, -(-total // PAGE)), action=action, query=query, actions=ACTIONS)
+    return run_detail(KIND, run_id, "pbx365/contacts.html", ACTIONS)

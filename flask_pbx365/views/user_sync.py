@@ -12,9 +12,10 @@ from .. import signals
 from ..exceptions import PBX365Error, SettingsError
 from ..scheduler import next_run
 from ..settings import get_settings, import_settings
-from ..sync import confirm_run, get_run, list_runs, request_run, run_items, status_json
+from ..sync import confirm_run, list_runs, status_json
 from ..sync.directory import directory_snapshot, search
 from .admin import TABS, admin_bp, current_tenant, render_tab
+from .runs import progress, run_detail, run_or_404, start_run
 
 TABS.append(("pbx365_admin.user_sync", "User Sync"))
 
@@ -22,7 +23,6 @@ BOOLEANS = ("members_only", "photos", "caller_id_from_office_phone", "link_exist
 INTEGERS = ("delete_after_days", "guard_percent", "guard_max")
 TEXTS = ("mode", "schedule", "timezone", "start_extension", "extension_group", "default_region", "deprovision")
 ACTIONS = ("created", "updated", "linked", "disabled", "deleted", "skipped", "error")
-PAGE = 100
 
 
 def _form_options() -> dict:
@@ -123,45 +123,21 @@ def _resync_needed(before: dict, after: dict) -> bool:
 
 @admin_bp.post("/user-sync/run")
 def user_sync_run():
-    dry_run = request.form.get("dry_run") in ("1", "on", "true")
-    try:
-        run = request_run(current_tenant(), "users", dry_run=dry_run, trigger="manual")
-    except PBX365Error as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("pbx365_admin.user_sync"))
-    flash(("Dry run started: nothing will be changed." if dry_run else "Sync started.")
-          + " Progress is shown below.", "success")
-    return redirect(url_for("pbx365_admin.user_sync", run=run.id) + "#progress")
+    return start_run("users", "pbx365_admin.user_sync", "Sync started.")
 
 
 def _run_or_404(run_id: str):
-    run = get_run(current_tenant(), run_id)
-    if run is None or run.kind != "users":
-        abort(404)
-    return run
+    return run_or_404("users", run_id)
 
 
 @admin_bp.get("/user-sync/runs/<run_id>/progress")
 def user_sync_progress(run_id: str):
-    return jsonify(status_json(_run_or_404(run_id)))
+    return progress("users", run_id)
 
 
 @admin_bp.get("/user-sync/runs/<run_id>")
 def user_sync_run_detail(run_id: str):
-    run = _run_or_404(run_id)
-    action = request.args.get("action") or None
-    if action not in (None, *ACTIONS):
-        abort(400, description=f"Unknown action filter {action!r}.")
-    query = request.args.get("q", "").strip()
-    try:
-        page = max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        page = 1
-    items, total = run_items(run.id, action=action, search=query, limit=PAGE, offset=(page - 1) * PAGE)
-    if request.args.get("format") == "json":
-        return jsonify({"run": status_json(run), "total": total, "items": [i.as_json() for i in items]})
-    return render_tab("pbx365/user_sync.html", detail=status_json(run), items=items, total=total, page=page,
-                      pages=max(1, -(-total // PAGE)), action=action, query=query, actions=ACTIONS)
+    return run_detail("users", run_id, "pbx365/user_sync.html", ACTIONS)
 
 
 @admin_bp.post("/user-sync/runs/<run_id>/confirm")
