@@ -46,7 +46,9 @@ def graph_notifications(tenant: str):
         abort(404)
     token = request.args.get("validationToken")
     if token is not None:
-        return Response(token, status=200, content_type="text/plain; charset=utf-8")
+        # Echoed as Graph demands; nosniff so a crafted token can never be rendered as HTML.
+        return Response(token, status=200, content_type="text/plain; charset=utf-8",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
     if (request.content_length or 0) > MAX_BODY:
         abort(413)
     body = request.get_json(silent=True)

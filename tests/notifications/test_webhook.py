@@ -51,6 +51,7 @@ def test_webhook_refuses_what_graph_would_not_send(notify_env, served):
     echo = requests.post(f"{served}{URL}/acme", params={"validationToken": "Validation: a b+c"}, timeout=5)
     assert echo.status_code == 200 and echo.text == "Validation: a b+c"
     assert echo.headers["Content-Type"].startswith("text/plain")
+    assert echo.headers["X-Content-Type-Options"] == "nosniff"
     note = {"subscriptionId": sid, "clientState": "forged", "changeType": "updated", "resource": "Users/x",
             "tenantId": notify_env.tid}
     assert requests.post(f"{served}{URL}/acme", json={"value": [note]}, timeout=5).status_code == 401
