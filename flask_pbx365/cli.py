@@ -219,13 +219,12 @@ def worker(burst):
 @command(pbx365_cli)
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 def scheduler(once):
-    """Dispatch scheduled syncs and certificate expiry notices."""
-    from .scheduler import dispatch_due, run_forever, send_expiry_notices
+    """Dispatch scheduled syncs, certificate expiry notices and change-notification subscriptions."""
+    from .scheduler import run_forever, run_once
 
     app = current_app._get_current_object()
     if once:
-        dispatch_due(app)
-        send_expiry_notices(app)
+        run_once(app)
         return
     click.echo(f"pbx365 scheduler: every {app.config['PBX365_SCHEDULER_INTERVAL']}s", err=True)
     run_forever(app, float(app.config["PBX365_SCHEDULER_INTERVAL"]))

@@ -15,6 +15,7 @@ from croniter import croniter
 from flask import Flask
 
 from .host import MailMessage
+from .notifications import scheduler_pass as subscriptions_pass
 from .models import KeyPair
 from .settings import get_settings
 from .state import get_state
@@ -112,12 +113,18 @@ def send_expiry_notices(app: Flask, now: datetime | None = None) -> list[tuple[s
     return sent
 
 
+def run_once(app: Flask) -> None:
+    """One scheduler pass: due runs, certificate expiry notices, change-notification subscriptions."""
+    dispatch_due(app)
+    send_expiry_notices(app)
+    subscriptions_pass(app)
+
+
 def run_forever(app: Flask, interval: float, stop: Callable[[], bool] = lambda: False) -> None:
     while not stop():
         with app.app_context():
             try:
-                dispatch_due(app)
-                send_expiry_notices(app)
+                run_once(app)
             except Exception:  # keep dispatching: one tenant's failure must not stop the others' schedules
                 log.exception("scheduler pass failed")
             finally:
@@ -125,4 +132,4 @@ def run_forever(app: Flask, interval: float, stop: Callable[[], bool] = lambda: 
         time.sleep(interval)
 
 
-__all__ = ["next_run", "next_runs", "dispatch_due", "send_expiry_notices", "run_forever", "DISPATCHERS"]
+__all__ = ["next_run", "next_runs", "dispatch_due", "send_expiry_notices", "run_once", "run_forever", "DISPATCHERS"]
