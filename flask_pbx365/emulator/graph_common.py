@@ -407,6 +407,18 @@ def _query_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in request.args.items() if k not in names}
 
 
+def collection(context: str, value: list, next_link: str | None, *, count: int | None = None) -> dict:
+    """A Graph collection answer: ``@odata.context``, ``@odata.count`` (when asked for, first page only),
+    ``@odata.nextLink`` (when more pages follow) and ``value``, in Graph's order."""
+    body: dict = {"@odata.context": context}
+    if count is not None and not request.args.get("$skiptoken"):
+        body["@odata.count"] = count
+    if next_link:
+        body["@odata.nextLink"] = next_link
+    body["value"] = value
+    return body
+
+
 def paginate(items: Sequence[Any], *, tenant: Tenant, default_size: int, max_size: int,
              key: Any = None, size: int | None = None, top_over_max_is_error: bool = False,
              ) -> tuple[list[Any], str | None]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from . import csdl
-from .graph_common import (apply_select, eventual_consistency, graph_context, graph_error, graph_json,
+from .graph_common import (apply_select, collection, eventual_consistency, graph_context, graph_error, graph_json,
                            has_permission, odata_context, paginate, parse_select, require_mailbox,
                            require_permission, resolve_user, store)
 from .odata_filter import UnsupportedFilter, parse_filter
@@ -147,13 +147,7 @@ def list_users() -> Response:
                                    top_over_max_is_error=True)
         value = [user_view(u, select, basic_only) for u in page]
         total = len(users)
-    body: dict = {"@odata.context": odata_context("users", select)}
-    if count and not request.args.get("$skiptoken"):
-        body["@odata.count"] = total
-    if next_link:
-        body["@odata.nextLink"] = next_link
-    body["value"] = value
-    return graph_json(body)
+    return graph_json(collection(odata_context("users", select), value, next_link, count=total if count else None))
 
 
 @directory_bp.get("/v1.0/users/$count")
@@ -335,13 +329,8 @@ def list_groups() -> Response:
         page, next_link = paginate(groups, tenant=ctx.tenant, default_size=100, max_size=999,
                                    key=lambda g: g["id"], top_over_max_is_error=True)
         value = [_group_view(g, select) for g in page]
-    body: dict = {"@odata.context": odata_context("groups", select)}
-    if count and not request.args.get("$skiptoken"):
-        body["@odata.count"] = len(groups)
-    if next_link:
-        body["@odata.nextLink"] = next_link
-    body["value"] = value
-    return graph_json(body)
+    return graph_json(collection(odata_context("groups", select), value, next_link,
+                                 count=len(groups) if count else None))
 
 
 @directory_bp.get("/v1.0/groups/<gid>")
@@ -384,10 +373,4 @@ def group_members(gid: str, rel: str, cast: str | None = None) -> Response:
         fragment = f"{cast.rsplit('.', 1)[-1]}s"
     else:
         fragment = "directoryObjects"
-    body: dict = {"@odata.context": odata_context(fragment)}
-    if count and not request.args.get("$skiptoken"):
-        body["@odata.count"] = len(members)
-    if next_link:
-        body["@odata.nextLink"] = next_link
-    body["value"] = page
-    return graph_json(body)
+    return graph_json(collection(odata_context(fragment), page, next_link, count=len(members) if count else None))

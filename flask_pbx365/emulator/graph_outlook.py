@@ -22,8 +22,8 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from .graph_common import (BadToken, StaleToken, apply_select, base_url, build_url, graph_context, graph_error,
-                           graph_json, mailbox_slot, odata_context, paginate, parse_select, prefer, read_token,
+from .graph_common import (BadToken, StaleToken, apply_select, base_url, build_url, collection, graph_context,
+                           graph_error, graph_json, mailbox_slot, odata_context, paginate, parse_select, prefer, read_token,
                            require_permission, resolve_user, sign_token, store)
 from .recurrence import (format_event_time, instances, parse_event_time, zone)  # noqa: F401  (re-exported)
 from .store import Tenant
@@ -166,11 +166,8 @@ def _list_contacts(uid: str, fid: str | None, parent: str | None = None):
             items.sort(key=lambda c: c["id"])
             page, next_link = paginate(items, tenant=tenant, default_size=OUTLOOK_PAGE, max_size=OUTLOOK_MAX_PAGE,
                                        key=lambda c: c["id"])
-    body = {"@odata.context": odata_context(f"users('{user['id']}')/contacts", select),
-            "value": [_select_outlook(c, select) for c in page]}
-    if next_link:
-        body["@odata.nextLink"] = next_link
-    return graph_json(body)
+    return graph_json(collection(odata_context(f"users('{user['id']}')/contacts", select),
+                                 [_select_outlook(c, select) for c in page], next_link))
 
 
 def _select_outlook(obj: dict, select: list[str] | None) -> dict:
@@ -230,11 +227,8 @@ def _list_folders(uid: str, parent: str | None):
         items = [f for f in items if f["parentFolderId"] == parent]
         page, next_link = paginate(items, tenant=tenant, default_size=OUTLOOK_PAGE, max_size=OUTLOOK_MAX_PAGE,
                                    key=lambda f: f["id"])
-    body = {"@odata.context": odata_context(f"users('{user['id']}')/contactFolders", select),
-            "value": [_select_outlook(f, select) for f in page]}
-    if next_link:
-        body["@odata.nextLink"] = next_link
-    return graph_json(body)
+    return graph_json(collection(odata_context(f"users('{user['id']}')/contactFolders", select),
+                                 [_select_outlook(f, select) for f in page], next_link))
 
 
 @outlook_bp.get("/v1.0/users/<uid>/contactFolders")
@@ -514,9 +508,7 @@ def list_events(uid: str):
             page, next_link = paginate(items, tenant=tenant, default_size=OUTLOOK_PAGE,
                                        max_size=OUTLOOK_MAX_PAGE, key=lambda e: e["id"])
             values = [_select_outlook(event_view(e, tz_name or "UTC"), select) for e in page]
-    body = {"@odata.context": odata_context(f"users('{user['id']}')/events", select), "value": values}
-    if next_link:
-        body["@odata.nextLink"] = next_link
+    body = collection(odata_context(f"users('{user['id']}')/events", select), values, next_link)
     return _with_preference(graph_json(body), tz_name)
 
 
@@ -560,10 +552,8 @@ def calendar_view(uid: str):
         with store().lock:
             items = calendar_view_items(tenant, user["id"], win_start, win_end, tz_name or "UTC")
             page, next_link = paginate(items, tenant=tenant, default_size=OUTLOOK_PAGE, max_size=OUTLOOK_MAX_PAGE)
-    body = {"@odata.context": odata_context(f"users('{user['id']}')/calendarView", select),
-            "value": [_select_outlook(e, select) for e in page]}
-    if next_link:
-        body["@odata.nextLink"] = next_link
+    body = collection(odata_context(f"users('{user['id']}')/calendarView", select),
+                      [_select_outlook(e, select) for e in page], next_link)
     return _with_preference(graph_json(body), tz_name)
 
 
