@@ -29,6 +29,23 @@ def current_tenant() -> str:
     return g.pbx365_tenant
 
 
+def save_section(section: str, values: dict) -> str | None:
+    """Store one tab's options for the current tenant and announce it (``signals.settings_changed``).
+
+    Returns the admin-readable reason when the values are refused (nothing is stored then), else ``None``.
+    """
+    from .. import signals
+    from ..exceptions import PBX365Error
+    from ..settings import import_settings
+
+    try:
+        import_settings(current_tenant(), {section: values})
+    except PBX365Error as exc:
+        return str(exc)
+    signals.settings_changed.send(get_state().app, tenant=current_tenant())
+    return None
+
+
 def render_tab(template: str, **context):
     state = get_state()
     return render_template(template, tabs=TABS, base_template=state.app.config["PBX365_BASE_TEMPLATE"],

@@ -5,15 +5,14 @@ from urllib.parse import urlencode
 
 from flask import Response, abort, current_app, flash, redirect, request, url_for
 
-from .. import signals
 from ..clouds import CLOUD_CHOICES, CLOUDS
 from ..connection import test_connection
-from ..exceptions import KeyPairError, PBX365Error, SettingsError
+from ..exceptions import KeyPairError
 from ..keys import activate_key_pair, certificate_pem, generate_key_pair, list_key_pairs
 from ..redirects import redirect_uri_for_request, redirect_uris
-from ..settings import get_settings, import_settings
+from ..settings import get_settings
 from ..tenants import find_config
-from .admin import admin_bp, current_tenant, render_tab
+from .admin import admin_bp, current_tenant, render_tab, save_section
 from .public import remember_state
 
 CONFIGURE_FIELDS = ("client_id", "directory_id", "cloud", "login_url", "graph_url", "ca_bundle")
@@ -42,13 +41,9 @@ def configure():
     form["cloud"] = form["cloud"] or "global"
     if form["cloud"] != "custom":
         form.update(login_url=None, graph_url=None, ca_bundle=None)
-    try:
-        import_settings(current_tenant(), {"configure": form})
-    except SettingsError as exc:
-        return _page(form=form, error=str(exc), status=400)
-    except PBX365Error as exc:
-        return _page(form=form, error=str(exc), status=400)
-    signals.settings_changed.send(current_app._get_current_object(), tenant=current_tenant())
+    error = save_section("configure", form)
+    if error:
+        return _page(form=form, error=error, status=400)
     flash("Saved.", "success")
     return redirect(url_for("pbx365_admin.configure"))
 

@@ -7,15 +7,13 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 
 from .. import contacts as _contacts  # noqa: F401  (registers the contacts kind and its dispatcher)
-from .. import signals
-from ..exceptions import SettingsError
 from ..scheduler import next_run
-from ..settings import get_settings, import_settings
+from ..settings import get_settings
 from ..sync import list_runs, status_json
-from .admin import TABS, admin_bp, current_tenant, render_tab
+from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
 from .runs import progress, run_detail, start_run
 
 TABS.append(("pbx365_admin.contacts", "Contacts"))
@@ -60,11 +58,9 @@ def contacts():
     tenant = current_tenant()
     options = _form_options()
     current = get_settings(tenant)["contacts"]
-    try:
-        import_settings(tenant, {KIND: options})
-    except SettingsError as exc:
-        return _page(options={**current, **options}, error=str(exc), status=400)
-    signals.settings_changed.send(current_app._get_current_object(), tenant=tenant)
+    error = save_section(KIND, options)
+    if error:
+        return _page(options={**current, **options}, error=error, status=400)
     removed = set(current["shared_mailboxes"]) - set(options["shared_mailboxes"])
     flash("Contacts settings saved." + (" The next run removes the contacts of the shared mailboxes you removed "
                                         "from the company phonebook." if removed else ""), "success")

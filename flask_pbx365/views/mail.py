@@ -1,16 +1,15 @@
 """The Mail tab: send the PBX's notification emails through Microsoft 365 as a chosen mailbox, and test it."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 
-from .. import signals
-from ..exceptions import ConfigurationError, SettingsError
+from ..exceptions import ConfigurationError
 from ..host import MailMessage
 from ..mail import list_messages, message_json, queue_message, retry_message
-from ..settings import get_settings, import_settings
+from ..settings import get_settings
 from ..state import get_state
 from ..tenants import find_config
-from .admin import TABS, admin_bp, current_tenant, render_tab
+from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
 
 if ("pbx365_admin.mail", "Mail") not in TABS:
     TABS.append(("pbx365_admin.mail", "Mail"))
@@ -35,11 +34,9 @@ def mail():
     if form["enabled"] and not form["sender"]:
         return _page(form=form, status=400, error="Enter the sender address (a mailbox in your Microsoft 365 "
                                                   "tenant) before enabling mail through Microsoft 365.")
-    try:
-        import_settings(current_tenant(), {"mail": form})
-    except SettingsError as exc:
-        return _page(form=form, error=str(exc), status=400)
-    signals.settings_changed.send(current_app._get_current_object(), tenant=current_tenant())
+    error = save_section("mail", form)
+    if error:
+        return _page(form=form, error=error, status=400)
     flash("Saved.", "success")
     return redirect(url_for("pbx365_admin.mail"))
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import current_app, flash, redirect, request, url_for
+from flask import flash, redirect, request, url_for
 
-from .. import signals
-from ..exceptions import PBX365Error, SettingsError
+from ..exceptions import PBX365Error
 from ..host import PRESENCE_STATUSES
 from ..models import PresenceState, UserLink
 from ..presence import KIND
 from ..presence.rules import LABELS
-from ..settings import get_settings, import_settings
+from ..settings import get_settings
 from ..state import get_state
 from ..sync import list_runs, request_run, run_items, status_json
-from .admin import TABS, admin_bp, current_tenant, render_tab
+from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
 
 if ("pbx365_admin.presence", "Presence") not in TABS:
     TABS.append(("pbx365_admin.presence", "Presence"))
@@ -71,11 +70,9 @@ def presence():
     tenant = current_tenant()
     form = _form_settings()
     was_enabled = get_settings(tenant)["presence"]["enabled"]
-    try:
-        import_settings(tenant, {"presence": form})
-    except SettingsError as exc:
-        return _page(form=form, error=str(exc), status=400)
-    signals.settings_changed.send(current_app._get_current_object(), tenant=tenant)
+    error = save_section("presence", form)
+    if error:
+        return _page(form=form, error=error, status=400)
     note = ""
     if form["enabled"] != was_enabled:
         # Turning it on applies meetings in progress now; turning it off gives statuses set by meetings back.

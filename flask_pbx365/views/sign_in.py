@@ -4,14 +4,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, url_for
 
-from .. import signals
-from ..exceptions import SettingsError
 from ..models import UserLink
 from ..redirects import redirect_uris
-from ..settings import get_settings, import_settings
+from ..settings import get_settings
 from ..state import get_state
 from ..tenants import find_config
-from .admin import TABS, admin_bp, current_tenant, render_tab
+from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
 
 if ("pbx365_admin.sign_in", "Sign In") not in TABS:
     TABS.append(("pbx365_admin.sign_in", "Sign In"))
@@ -52,10 +50,8 @@ def sign_in():
     if request.method == "GET":
         return _page()
     form = _form_settings()
-    try:
-        import_settings(current_tenant(), {"sign_in": form})
-    except SettingsError as exc:
-        return _page(form=form, error=str(exc), status=400)
-    signals.settings_changed.send(current_app._get_current_object(), tenant=current_tenant())
+    error = save_section("sign_in", form)
+    if error:
+        return _page(form=form, error=error, status=400)
     flash("Saved.", "success")
     return redirect(url_for("pbx365_admin.sign_in"))

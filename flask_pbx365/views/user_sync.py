@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import abort, current_app, flash, jsonify, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 
-from .. import signals
 from ..exceptions import PBX365Error, SettingsError
 from ..scheduler import next_run
-from ..settings import get_settings, import_settings
+from ..settings import get_settings
 from ..sync import confirm_run, list_runs, status_json
 from ..sync.directory import directory_snapshot, search
-from .admin import TABS, admin_bp, current_tenant, render_tab
+from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
 from .runs import progress, run_detail, run_or_404, start_run
 
 TABS.append(("pbx365_admin.user_sync", "User Sync"))
@@ -105,11 +104,9 @@ def user_sync():
     if options["mode"] != current["mode"] and request.form.get("confirm_mode") != options["mode"]:
         merged = {**current, **options}
         return _page(options=merged, confirm_mode=options["mode"])
-    try:
-        import_settings(tenant, {"user_sync": options})
-    except SettingsError as exc:
-        return _page(options={**current, **options}, error=str(exc), status=400)
-    signals.settings_changed.send(current_app._get_current_object(), tenant=tenant)
+    error = save_section("user_sync", options)
+    if error:
+        return _page(options={**current, **options}, error=error, status=400)
     flash("User sync settings saved." + (" Changed filters or fields make the next run a full resync."
                                          if _resync_needed(current, options) else ""), "success")
     return redirect(url_for("pbx365_admin.user_sync"))
