@@ -109,23 +109,14 @@ def _pattern_dates(pattern: dict, start: date, limit: date) -> Iterator[date]:
                 d = week + timedelta(days=i)
                 if _DAYS[d.weekday()] in days and start <= d <= limit:
                     yield d
-        elif kind in ("absoluteMonthly", "relativeMonthly"):
-            y, m = _add_months(start.year, start.month, k * interval)
-            if date(y, m, 1) > limit:
-                return
-            if kind == "absoluteMonthly":
-                day = int(pattern.get("dayOfMonth") or start.day)
-                d = date(y, m, day) if day <= len(_month_days(y, m)) else None
+        elif kind in ("absoluteMonthly", "relativeMonthly", "absoluteYearly", "relativeYearly"):
+            if kind.endswith("Monthly"):
+                y, m = _add_months(start.year, start.month, k * interval)
             else:
-                d = _relative_day(y, m, days, pattern.get("index"))
-            if d and start <= d <= limit:
-                yield d
-        elif kind in ("absoluteYearly", "relativeYearly"):
-            y = start.year + k * interval
-            m = int(pattern.get("month") or start.month)
+                y, m = start.year + k * interval, int(pattern.get("month") or start.month)
             if date(y, m, 1) > limit:
                 return
-            if kind == "absoluteYearly":
+            if kind.startswith("absolute"):
                 day = int(pattern.get("dayOfMonth") or start.day)
                 d = date(y, m, day) if day <= len(_month_days(y, m)) else None
             else:
