@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["PBX365", "upgrade_database", "__version__"]
 
 if TYPE_CHECKING:
@@ -16,9 +17,13 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str):
     if name == "PBX365":
-        from .extension import PBX365
+        from .extension import (
+            PBX365,  # lazy: importing the package stays free of side effects and cheap
+        )
         return PBX365
     if name == "upgrade_database":
-        from .migrate import upgrade_database
+        from .migrate import (
+            upgrade_database,  # lazy: importing the package stays free of side effects and cheap
+        )
         return upgrade_database
     raise AttributeError(name)

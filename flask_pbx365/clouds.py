@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .exceptions import ConfigurationError
+
 
 @dataclass(frozen=True)
 class Cloud:
@@ -57,8 +59,6 @@ CLOUD_CHOICES: list[tuple[str, str]] = [(c.name, c.label) for c in CLOUDS.values
 def resolve_cloud(name: str, *, login_url: str | None = None, graph_url: str | None = None,
                   ca_bundle: str | None = None) -> Cloud:
     """Return the :class:`Cloud` for ``name``; ``custom`` needs ``login_url`` and ``graph_url``."""
-    from .exceptions import ConfigurationError
-
     if name in CLOUDS:
         return CLOUDS[name]
     if name != "custom":

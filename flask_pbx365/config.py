@@ -83,6 +83,10 @@ PBX365_SYNC_LOCK_TTL: int = 60
 #: Presence runs that changed nothing kept per tenant (presence runs every minute; older quiet runs are pruned).
 PBX365_PRESENCE_QUIET_RUNS: int = 60
 
+#: Names of features to switch off in this portal (``users``, ``sign_in``, ``contacts``, ``mail``, ``presence``):
+#: their tab, settings section, sync command, schedule and subscriptions disappear.
+PBX365_DISABLED_FEATURES: list[str] = []
+
 DEFAULTS: dict[str, object] = {
     name: value for name, value in dict(globals()).items() if name.startswith("PBX365_")
 }

@@ -1,21 +1,24 @@
-"""From a tenant's stored configuration to what the Graph client and the OAuth routes need."""
+"""From a tenant's stored configuration to what the Graph client and the OAuth routes need, and the connection test."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import Any
 
 from flask import current_app
 
+from .exceptions import GraphError, PBX365Error
+from .graph import GraphClient, PermissionChecks, feature_status
+from .graph.credentials import AppCredentials
+from .graph.tokens import forget
 from .keys import private_key_pem
+from .state import get_state
 from .tenants import cloud_of, require_connection
 
-if TYPE_CHECKING:
-    from .graph.credentials import AppCredentials
+log = logging.getLogger("flask_pbx365.graph")
 
 
-def credentials_for(tenant: str) -> "AppCredentials":
+def credentials_for(tenant: str) -> AppCredentials:
     """The tenant's app credentials (decrypted private key included) for :class:`~flask_pbx365.graph.GraphClient`."""
-    from .graph.credentials import AppCredentials
-
     config = require_connection(tenant)
     key, cert = private_key_pem(tenant)
     return AppCredentials(tenant_key=tenant, client_id=config.client_id, directory_id=config.directory_id,
@@ -29,16 +32,52 @@ def client_options() -> dict:
             "max_backoff": float(cfg["PBX365_MAX_BACKOFF"])}
 
 
-def test_connection(tenant: str) -> dict:
-    """The ``test-connection --json`` answer for the tenant; never raises for a connection problem."""
-    from .exceptions import PBX365Error
-    from .graph.permissions import FEATURE_PERMISSIONS
-    from .graph.permissions import test_connection as _test
+def permission_checks() -> dict[str, Any]:
+    """Every switched-on feature's test-connection entries, in ``FEATURES`` order."""
+    checks: dict[str, Any] = {}
+    for feature in get_state().features:
+        checks.update(feature.permissions)
+    return checks
 
+
+def check_credentials(credentials: AppCredentials, checks: PermissionChecks, **client_kw: Any) -> dict[str, Any]:
+    """Acquire a token and report granted permissions and, per entry of ``checks``, whether it can work.
+
+    Answers ``{"ok", "error", "granted", "features"}`` (the ``test-connection --json`` shape); ``ok`` is
+    ``user_sync``'s. On a token failure ``error`` holds the admin-readable reason and every entry is not ok.
+    A fresh token is acquired: a cached one would still show the permissions from before a new consent.
+    """
+    forget(credentials)
+    try:
+        with GraphClient(credentials, **client_kw) as client:
+            granted = sorted(set(client.token_roles()))
+    except (GraphError, PBX365Error) as exc:
+        log.warning("Connection test of tenant %s failed: %s", credentials.tenant_key, exc)
+        return {"ok": False, "error": str(exc), "granted": [], "features": feature_status([], checks)}
+    features = feature_status(granted, checks)
+    return {"ok": features.get("user_sync", {"ok": True})["ok"], "error": None, "granted": granted,
+            "features": features}
+
+
+def test_connection(tenant: str) -> dict:
+    """The ``test-connection --json`` answer for the tenant; never raises for a connection problem.
+
+    A feature's :attr:`~flask_pbx365.feature.Feature.probe` may mark entries that cannot work whatever is
+    granted; they are not ok and carry its ``reason``.
+    """
+    checks = permission_checks()
     try:
         creds = credentials_for(tenant)
     except PBX365Error as exc:
         return {"ok": False, "error": str(exc), "granted": [],
                 "features": {name: {"ok": False, "missing": sorted({p for alt in alts[:1] for p in alt})}
-                             for name, alts in FEATURE_PERMISSIONS.items()}}
-    return _test(creds, **client_options())
+                             for name, alts in checks.items()}}
+    result = check_credentials(creds, checks, **client_options())
+    for feature in get_state().features:
+        for name, reason in (feature.probe(tenant) if feature.probe else {}).items():
+            result["features"][name] = {**result["features"].get(name, {"missing": []}), "ok": False,
+                                        "reason": reason}
+    return result
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into tests

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
+from .state import get_state
+
 VERSION_TABLE = "pbx365_alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -27,8 +29,6 @@ def upgrade_database(revision: str = "head", app: Flask | None = None) -> None:
     """Bring the extension's tables up to ``revision`` on the host's database."""
     from alembic import command
 
-    from .state import get_state
-
     app = app or current_app._get_current_object()
     with app.app_context():
         engine = get_state(app).db.engine
@@ -38,8 +38,6 @@ def upgrade_database(revision: str = "head", app: Flask | None = None) -> None:
 
 def downgrade_database(revision: str, app: Flask | None = None) -> None:
     from alembic import command
-
-    from .state import get_state
 
     app = app or current_app._get_current_object()
     with app.app_context():

@@ -1,7 +1,8 @@
 """When runs are due, and the dispatcher behind ``flask pbx365 scheduler``.
 
-Schedules are a time of day (``"00:00"``, in the tenant's time zone) or a cron expression. The dispatcher is
-idempotent across restarts and across several dispatchers: each due slot is claimed once in Redis (``SET NX``).
+Each switched-on feature with runs says when its runs are due (:attr:`flask_pbx365.feature.Feature.schedule`);
+the slots are computed by :mod:`flask_pbx365.runs.schedule`. The dispatcher is idempotent across restarts and
+across several dispatchers: each due slot is claimed once in Redis (``SET NX``).
 """
 from __future__ import annotations
 
@@ -9,52 +10,25 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from flask import Flask
 
+from .exceptions import PBX365Error
 from .host import MailMessage
-from .notifications import scheduler_pass as subscriptions_pass
 from .models import KeyPair
+from .notifications import scheduler_pass as subscriptions_pass
+from .runs import request_run
+from .runs.schedule import next_run, previous_run
 from .settings import get_settings
 from .state import get_state
 
 log = logging.getLogger("flask_pbx365.scheduler")
 
-#: kind -> function(tenant, trigger) that enqueues a run; the sync engines register here.
-DISPATCHERS: dict[str, Callable[[str, str], object]] = {}
-
-
-def _cron(schedule: str) -> str:
-    if ":" in schedule and " " not in schedule:
-        hour, minute = schedule.split(":")
-        return f"{int(minute)} {int(hour)} * * *"
-    return schedule
-
-
-def next_run(schedule: str, tz: str, after: datetime) -> datetime:
-    """The first slot of ``schedule`` strictly after ``after`` (UTC-aware in, UTC-aware out)."""
-    local = after.astimezone(ZoneInfo(tz))
-    return croniter(_cron(schedule), local).get_next(datetime).astimezone(timezone.utc)
-
-
-def previous_run(schedule: str, tz: str, before: datetime) -> datetime:
-    local = before.astimezone(ZoneInfo(tz))
-    return croniter(_cron(schedule), local).get_prev(datetime).astimezone(timezone.utc)
-
 
 def schedules(tenant: str) -> dict[str, tuple[str, str] | None]:
     """kind -> (schedule, time zone) for the kinds that run automatically; ``None`` otherwise."""
-    s = get_settings(tenant)
-    tz = s["user_sync"]["timezone"]
-    return {
-        "users": (s["user_sync"]["schedule"], tz) if s["user_sync"]["mode"] == "automatic" else None,
-        "contacts": (s["contacts"]["schedule"], tz) if s["contacts"]["mode"] == "automatic"
-        and (s["contacts"]["personal"] or s["contacts"]["shared_mailboxes"]) else None,
-        # calendar presence is checked every minute while enabled
-        "presence": ("* * * * *", "UTC") if s["presence"]["enabled"] else None,
-    }
+    settings = get_settings(tenant)
+    return {f.name: f.schedule(settings) if f.schedule else None for f in get_state().run_features}
 
 
 def next_runs(tenant: str, now: datetime | None = None) -> dict[str, str | None]:
@@ -70,7 +44,7 @@ def dispatch_due(app: Flask, now: datetime | None = None) -> list[tuple[str, str
     started: list[tuple[str, str]] = []
     for tenant in state.host.list_tenants():
         for kind, spec in schedules(tenant.key).items():
-            if spec is None or kind not in DISPATCHERS:
+            if spec is None:
                 continue
             slot = previous_run(*spec, now + timedelta(seconds=1))
             key = f"pbx365:schedule:{tenant.key}:{kind}"
@@ -82,7 +56,11 @@ def dispatch_due(app: Flask, now: datetime | None = None) -> list[tuple[str, str
                 continue
             if redis.set(f"{key}:{slot.isoformat()}", "1", nx=True, ex=86400 * 2):
                 redis.set(key, slot.isoformat())
-                DISPATCHERS[kind](tenant.key, "schedule")
+                try:
+                    request_run(tenant.key, kind, trigger="schedule")
+                except PBX365Error as exc:  # one tenant's broken setup must not stop the others' schedules
+                    log.warning("tenant %s: scheduled %s run not started: %s", tenant.key, kind, exc)
+                    continue
                 started.append((tenant.key, kind))
     return started
 
@@ -132,4 +110,5 @@ def run_forever(app: Flask, interval: float, stop: Callable[[], bool] = lambda: 
         time.sleep(interval)
 
 
-__all__ = ["next_run", "next_runs", "dispatch_due", "send_expiry_notices", "run_once", "run_forever", "DISPATCHERS"]
+__all__ = ["dispatch_due", "next_run", "next_runs", "previous_run", "run_forever", "run_once", "schedules",
+           "send_expiry_notices"]

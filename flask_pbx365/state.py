@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 from .crypto import KeyVault
+from .feature import Feature, Tab, find_feature
 from .host import PBXHost
 
 if TYPE_CHECKING:
@@ -19,6 +20,19 @@ class PBX365State:
     app: Flask
     db: Any  # the host's flask_sqlalchemy.SQLAlchemy
     host: PBXHost
+    #: The features switched on in this app, in ``FEATURES`` order.
+    features: tuple[Feature, ...] = ()
+    #: The admin tabs, in order: Configure, then the features' tabs.
+    tabs: tuple[Tab, ...] = ()
+
+    def feature(self, name: str) -> Feature | None:
+        """The switched-on feature called ``name`` (or ``None``)."""
+        return find_feature(self.features, name)
+
+    @property
+    def run_features(self) -> tuple[Feature, ...]:
+        """The switched-on features that have runs (kinds), in order."""
+        return tuple(f for f in self.features if f.runs)
 
     @property
     def vault(self) -> KeyVault:

@@ -15,14 +15,20 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 from ..connection import client_options, credentials_for
-from ..exceptions import (AuthenticationError, ConnectionFailedError, GraphError, NotFoundError, PBX365Error,
-                          PermissionMissingError)
+from ..exceptions import (
+    AuthenticationError,
+    ConnectionFailedError,
+    GraphError,
+    NotFoundError,
+    PBX365Error,
+    PermissionMissingError,
+)
 from ..graph import GraphClient
 from ..host import PhonebookEntry
 from ..models import ContactFolderState, UserLink
+from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
-from ..sync.runs import RunContext
 from ..tenants import require_connection
 from .mapping import PERSONAL_SOURCE, contact_name, same, to_entry
 from .phonebooks import Phonebook
@@ -317,5 +323,5 @@ class ContactsSync:
 
 
 def sync_contacts(ctx: RunContext) -> tuple[str, str]:
-    """The contacts sync engine for :func:`flask_pbx365.sync.runs.execute`: ``(status, message)``."""
+    """The contacts sync engine for :func:`flask_pbx365.runs.execute`: ``(status, message)``."""
     return ContactsSync(ctx).execute()

@@ -6,9 +6,9 @@ from .client import GraphClient
 from .consent import admin_consent_url
 from .credentials import AppCredentials
 from .paging import DeltaRound
-from .permissions import FEATURE_PERMISSIONS, feature_status, permission_for, test_connection
+from .permissions import PermissionChecks, feature_status, permission_for
 
 __all__ = [
-    "AppCredentials", "BatchRequest", "BatchResponse", "DeltaRound", "FEATURE_PERMISSIONS", "GraphClient",
-    "admin_consent_url", "feature_status", "permission_for", "test_connection",
+    "AppCredentials", "BatchRequest", "BatchResponse", "DeltaRound", "GraphClient", "PermissionChecks",
+    "admin_consent_url", "feature_status", "permission_for",
 ]

@@ -16,7 +16,13 @@ from .credentials import AppCredentials
 from .errors import error_for, graph_path
 from .mailbox import mailbox_slot
 from .paging import DeltaRound, iter_pages
-from .retry import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES, RetryPolicy, is_transient, is_unsent
+from .retry import (
+    NOT_PROCESSED_STATUSES,
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    is_transient,
+    is_unsent,
+)
 from .tokens import TokenProvider
 from .transport import TrustedHttp, connection_error, new_session, trust_store
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from ..exceptions import (AuthenticationError, DeltaTokenExpiredError, FeatureUnavailableError, GraphError, NotFoundError,
-                          PermissionMissingError, ThrottledError)
+from ..exceptions import (
+    AuthenticationError,
+    DeltaTokenExpiredError,
+    FeatureUnavailableError,
+    GraphError,
+    NotFoundError,
+    PermissionMissingError,
+    ThrottledError,
+)
 from .permissions import permission_for
 from .retry import header
 

@@ -1,27 +1,13 @@
-"""Which application permissions each feature and each Graph call needs, and the connection test."""
+"""Which application permission each Graph call needs, what a granted one implies, and checks against them."""
 from __future__ import annotations
 
-import logging
 import re
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from ..exceptions import GraphError, PBX365Error
-from .credentials import AppCredentials
-
-logger = logging.getLogger("flask_pbx365.graph")
-
-#: feature -> alternative permission sets; a feature works when every permission of any one set is granted.
-#: The first set is the least privileged one and is what the admin is told to add.
-FEATURE_PERMISSIONS: dict[str, list[list[str]]] = {
-    "user_sync": [["User.ReadBasic.All"], ["User.Read.All"], ["Directory.Read.All"]],
-    "photos": [["User.Read.All"], ["ProfilePhoto.Read.All"]],
-    "group_filter": [["GroupMember.Read.All"], ["Group.Read.All"], ["Directory.Read.All"]],
-    "contacts": [["Contacts.Read"]],
-    "shared_mailboxes": [["MailboxSettings.Read", "Contacts.Read"]],
-    "mail": [["Mail.Send"]],
-    "calendar": [["Calendars.Read"]],
-    "phone_write_back": [["User-Phone.ReadWrite.All"], ["User.ReadWrite.All"]],
-}
+#: A permission check: test-connection entry -> alternative permission sets; an entry works when every permission
+#: of any one set is granted. The first set is the least privileged one and is what the admin is told to add.
+#: The features declare theirs (:attr:`flask_pbx365.feature.Feature.permissions`).
+PermissionChecks = Mapping[str, Sequence[Sequence[str]]]
 
 #: A granted permission also grants these (ReadWrite includes Read; the directory-wide ones include the rest).
 IMPLIES: dict[str, tuple[str, ...]] = {
@@ -75,37 +61,12 @@ def effective(granted: list[str] | set[str]) -> set[str]:
     return result
 
 
-def feature_status(granted: list[str] | set[str]) -> dict[str, dict[str, Any]]:
-    """Per feature: ``{"ok": bool, "missing": [...]}``; ``missing`` is from the alternative closest to done."""
+def feature_status(granted: list[str] | set[str], checks: PermissionChecks) -> dict[str, dict[str, Any]]:
+    """Per entry of ``checks``: ``{"ok": bool, "missing": [...]}`` (from the alternative closest to done)."""
     have = effective(granted)
     result: dict[str, dict[str, Any]] = {}
-    for feature, alternatives in FEATURE_PERMISSIONS.items():
+    for feature, alternatives in checks.items():
         missing_per_set = [[p for p in option if p not in have] for option in alternatives]
         best = min(missing_per_set, key=len)  # min keeps the first (least privileged) on ties
         result[feature] = {"ok": not best, "missing": best}
     return result
-
-
-def test_connection(credentials: AppCredentials, **client_kw: Any) -> dict[str, Any]:
-    """Acquire a token and report granted permissions and, per feature, whether it can work.
-
-    Answers ``{"ok", "error", "granted", "features"}`` (the ``test-connection --json`` shape); ``ok`` is
-    ``user_sync``'s. On a token failure ``error`` holds the admin-readable reason and every feature is not ok.
-    A fresh token is acquired: a cached one would still show the permissions from before a new consent.
-    """
-    from .client import GraphClient
-    from .tokens import forget
-
-    forget(credentials)
-    try:
-        with GraphClient(credentials, **client_kw) as client:
-            granted = sorted(set(client.token_roles()))
-    except (GraphError, PBX365Error) as exc:
-        logger.warning("Connection test of tenant %s failed: %s", credentials.tenant_key, exc)
-        features = feature_status([])
-        return {"ok": False, "error": str(exc), "granted": [], "features": features}
-    features = feature_status(granted)
-    return {"ok": features["user_sync"]["ok"], "error": None, "granted": granted, "features": features}
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into tests

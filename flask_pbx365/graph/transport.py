@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from .. import __version__
+from .._version import __version__
 from ..clouds import Cloud
 from ..exceptions import ConfigurationError, ConnectionFailedError
 from .retry import RetryPolicy, is_transient

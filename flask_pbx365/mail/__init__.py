@@ -7,9 +7,10 @@ attachments under 3 MB inside the ``sendMail`` request, larger ones through a dr
 from __future__ import annotations
 
 from ..host import MailAttachment, MailMessage
-from .jobs import deliver_message
-from .outbox import (MailResult, get_message, is_enabled, list_messages, mail_finished, message_json,
-                     queue_message, retry_message, send_mail)
+from ..signals import mail_finished
+from .delivery import deliver_message
+from .outbox import is_enabled, queue_message, retry_message, send_mail
+from .store import MailResult, get_message, list_messages, message_json
 
 __all__ = ["MailAttachment", "MailMessage", "MailResult", "deliver_message", "get_message", "is_enabled",
            "list_messages", "mail_finished", "message_json", "queue_message", "retry_message", "send_mail"]

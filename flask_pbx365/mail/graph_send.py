@@ -13,7 +13,12 @@ import logging
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from ..exceptions import GraphError, MalformedResponseError, NotFoundError, PermissionMissingError
+from ..exceptions import (
+    GraphError,
+    MalformedResponseError,
+    NotFoundError,
+    PermissionMissingError,
+)
 from ..graph import GraphClient
 from ..graph.errors import parse_error
 from ..host import MailAttachment

@@ -7,10 +7,7 @@ the job only gets the message id, so a worker restart loses nothing.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable
 
 import sqlalchemy as sa
@@ -18,56 +15,27 @@ from flask import current_app
 
 from ..exceptions import ConfigurationError
 from ..host import MailMessage
-from ..jobs import get_queue
 from ..models import MailOutboxAttachment, MailOutboxMessage
+from ..runs.queue import get_queue
 from ..settings import get_settings
-from ..signals import mail_finished  # noqa: F401  (re-exported by flask_pbx365.mail)
 from ..state import get_state
+from .delivery import deliver_message
+from .store import MailResult, callback_path, get_message
 
 log = logging.getLogger("flask_pbx365.mail")
-
-
-_PENDING = "pbx365_mail_pending"
-_HOOKED = "pbx365_mail_hooked"
-
-
-@dataclass(frozen=True)
-class MailResult:
-    """How a queued message ended: ``status`` is ``sent`` or ``failed`` (then ``error`` says why)."""
-
-    message_id: str
-    tenant: str
-    reference: str | None
-    status: str
-    error: str | None = None
 
 
 def _session():
     return get_state().db.session
 
 
+_PENDING = "pbx365_mail_pending"
+_HOOKED = "pbx365_mail_hooked"
+
+
 def is_enabled(tenant: str) -> bool:
     """True when the tenant's Mail tab sends the PBX's email through Microsoft 365."""
     return bool(get_settings(tenant)["mail"]["enabled"])
-
-
-def _callback_path(fn: Callable[[MailResult], object] | None) -> str | None:
-    if fn is None:
-        return None
-    path = f"{fn.__module__}:{fn.__qualname__}"
-    if "<" in fn.__qualname__ or resolve_callback(path) is not fn:
-        raise ConfigurationError(f"on_result must be a top-level function importable as {path}, so a worker in "
-                                 "another process can call it.")
-    return path
-
-
-def resolve_callback(path: str) -> Callable[[MailResult], object]:
-    """The function named ``module:qualname``."""
-    module, _, name = path.partition(":")
-    target: object = importlib.import_module(module)
-    for part in name.split("."):
-        target = getattr(target, part)
-    return target  # type: ignore[return-value]
 
 
 def queue_message(tenant: str, message: MailMessage, *, sender: str | None, save_to_sent_items: bool = True,
@@ -77,7 +45,7 @@ def queue_message(tenant: str, message: MailMessage, *, sender: str | None, save
     row = MailOutboxMessage(tenant=tenant, sender=sender or "", recipients=list(message.to),
                             subject=message.subject, body=message.body, body_type=message.body_type,
                             save_to_sent_items=save_to_sent_items, status="queued", attempts=0,
-                            on_result=_callback_path(on_result), reference=reference)
+                            on_result=callback_path(on_result), reference=reference)
     session = _session()
     session.add(row)
     session.flush()
@@ -132,8 +100,6 @@ def _after_rollback(session) -> None:
 
 def enqueue(tenant: str, message_id: str) -> None:
     """Enqueue the mail job of a stored message."""
-    from .jobs import deliver_message
-
     cfg = current_app.config
     get_queue().enqueue(deliver_message, tenant, message_id, job_timeout=int(cfg["PBX365_JOB_TIMEOUT"]),
                         result_ttl=int(cfg["PBX365_JOB_RESULT_TTL"]),
@@ -152,31 +118,3 @@ def retry_message(tenant: str, message_id: str) -> MailOutboxMessage:
     return row
 
 
-def get_message(tenant: str, message_id: str) -> MailOutboxMessage | None:
-    row = _session().get(MailOutboxMessage, message_id)
-    return row if row is not None and row.tenant == tenant else None
-
-
-def list_messages(tenant: str, limit: int = 20) -> list[MailOutboxMessage]:
-    """The tenant's latest messages through Microsoft 365, newest first."""
-    return list(_session().scalars(sa.select(MailOutboxMessage).where(MailOutboxMessage.tenant == tenant)
-                                   .order_by(MailOutboxMessage.created_at.desc()).limit(limit)))
-
-
-def attachments_of(message_id: str) -> list[MailOutboxAttachment]:
-    return list(_session().scalars(sa.select(MailOutboxAttachment).where(
-        MailOutboxAttachment.message_id == message_id).order_by(MailOutboxAttachment.position)))
-
-
-def message_json(row: MailOutboxMessage) -> dict:
-    """A message as the tab and scripts see it (no bodies or attachment bytes)."""
-    return {"id": row.id, "to": list(row.recipients or []), "subject": row.subject, "sender": row.sender,
-            "status": row.status, "error": row.error, "attempts": row.attempts,
-            "attachments": [{"name": a.name, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
-                            for a in attachments_of(row.id)],
-            "created_at": row.created_at.isoformat() if row.created_at else None,
-            "finished_at": row.finished_at.isoformat() if row.finished_at else None}
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

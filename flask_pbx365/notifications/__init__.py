@@ -7,6 +7,11 @@
 """
 from __future__ import annotations
 
-from .subscriptions import ensure_subscriptions, list_subscriptions, notification_url, scheduler_pass
+from .subscriptions import (
+    ensure_subscriptions,
+    list_subscriptions,
+    notification_url,
+    scheduler_pass,
+)
 
 __all__ = ["ensure_subscriptions", "list_subscriptions", "notification_url", "scheduler_pass"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..exceptions import PBX365Error
+from ..runs import request_run
 from .subscriptions import ensure_subscriptions, forget_subscription, renew_subscription
 
 log = logging.getLogger(__name__)
@@ -16,8 +17,6 @@ def process_notifications(tenant: str, items: list[dict]) -> list[str]:
     renews the subscription; ``subscriptionRemoved`` and ``missed`` recreate it and request a run, since changes
     may have been lost.
     """
-    from ..sync import request_run
-
     kinds: list[str] = []
     for item in items:
         event = item.get("lifecycle")

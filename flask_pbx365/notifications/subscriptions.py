@@ -15,6 +15,7 @@ from flask import current_app
 
 from ..connection import client_options, credentials_for
 from ..exceptions import NotFoundError, PBX365Error
+from ..feature import Subscriptions
 from ..graph import GraphClient
 from ..models import NotificationSubscription, SyncRun, UserLink
 from ..settings import get_settings
@@ -23,8 +24,8 @@ from ..tenants import find_config
 
 log = logging.getLogger(__name__)
 
-#: Lifetime asked for each kind, minutes: a little under Graph's maxima (users 41760, Outlook resources 4230).
-LIFETIME_MINUTES = {"users": 41000, "contacts": 4200, "presence": 4200}
+#: For a subscription whose feature is gone: Outlook resources' lifetime (the shortest Graph allows for long).
+DEFAULT_DECLARATION = Subscriptions(resources=lambda ctx: (), lifetime_minutes=4200)
 #: Renew once less than this share of the lifetime is left.
 RENEW_FRACTION = 0.5
 #: Mailboxes watched per kind at most, so a large tenant cannot exhaust Graph's subscription quotas.
@@ -49,36 +50,47 @@ def _connected(tenant: str) -> bool:
     return bool(config and config.client_id and config.directory_id)
 
 
+class SubscriptionContext:
+    """What a feature's :attr:`~flask_pbx365.feature.Subscriptions.resources` reads to choose its resources."""
+
+    def __init__(self, tenant: str, settings: dict):
+        self.tenant = tenant
+        self.settings = settings
+        self._linked: list[str] | None = None
+
+    def has_run(self, kind: str) -> bool:
+        """True once the tenant has had a run of ``kind``."""
+        return get_state().db.session.scalar(sa.select(SyncRun.id).where(
+            SyncRun.tenant == self.tenant, SyncRun.kind == kind).limit(1)) is not None
+
+    def linked_users(self) -> list[str]:
+        """Object ids of the first :data:`MAX_MAILBOXES` active linked users (read once)."""
+        if self._linked is None:
+            self._linked = list(get_state().db.session.scalars(sa.select(UserLink.object_id).where(
+                UserLink.tenant == self.tenant, UserLink.state == "active").order_by(UserLink.id)
+                .limit(MAX_MAILBOXES)))
+        return self._linked
+
+
 def desired_resources(tenant: str) -> dict[str, str]:
-    """Graph resource -> kind of run it triggers, according to the tenant's settings."""
+    """Graph resource -> kind of run it triggers, from the switched-on features and the tenant's settings."""
     settings = get_settings(tenant)
     if not settings["notifications"]["enabled"] or not _connected(tenant):
         return {}
-    session = get_state().db.session
+    ctx = SubscriptionContext(tenant, settings)
     wanted: dict[str, str] = {}
-    has_run = session.scalar(sa.select(SyncRun.id).where(SyncRun.tenant == tenant, SyncRun.kind == "users")
-                             .limit(1)) is not None
-    if settings["user_sync"]["mode"] == "automatic" or has_run:
-        wanted["users"] = "users"
-    linked: list[str] | None = None
-
-    def linked_users() -> list[str]:
-        nonlocal linked
-        if linked is None:
-            linked = list(session.scalars(sa.select(UserLink.object_id).where(
-                UserLink.tenant == tenant, UserLink.state == "active").order_by(UserLink.id).limit(MAX_MAILBOXES)))
-        return linked
-
-    contacts = settings["contacts"]
-    for mailbox in contacts["shared_mailboxes"][:MAX_MAILBOXES]:
-        wanted[f"users/{mailbox}/contacts"] = "contacts"
-    if contacts["personal"]:
-        for oid in linked_users():
-            wanted[f"users/{oid}/contacts"] = "contacts"
-    if settings["presence"]["enabled"]:
-        for oid in linked_users():
-            wanted[f"users/{oid}/events"] = "presence"
+    for feature in get_state().features:
+        if feature.subscriptions is not None:
+            for resource in feature.subscriptions.resources(ctx):
+                wanted.setdefault(resource, feature.name)
     return wanted
+
+
+def _declaration(kind: str) -> Subscriptions:
+    feature = get_state().feature(kind)
+    if feature is None or feature.subscriptions is None:  # a feature switched off since: its rows get deleted
+        return DEFAULT_DECLARATION
+    return feature.subscriptions
 
 
 def _graph_time(dt: datetime) -> str:
@@ -87,10 +99,10 @@ def _graph_time(dt: datetime) -> str:
 
 def _create(client: GraphClient, tenant: str, resource: str, kind: str, url: str) -> NotificationSubscription:
     client_state = secrets.token_urlsafe(32)
-    expires = datetime.now(timezone.utc) + timedelta(minutes=LIFETIME_MINUTES[kind])
-    change_type = "updated,deleted" if kind == "users" else "created,updated,deleted"
+    declaration = _declaration(kind)
+    expires = datetime.now(timezone.utc) + timedelta(minutes=declaration.lifetime_minutes)
     answer = client.post("/subscriptions", json={
-        "changeType": change_type, "notificationUrl": url, "lifecycleNotificationUrl": url,
+        "changeType": declaration.change_type, "notificationUrl": url, "lifecycleNotificationUrl": url,
         "resource": resource, "expirationDateTime": _graph_time(expires), "clientState": client_state},
         expected=(201,)) or {}
     row = NotificationSubscription(id=answer["id"], tenant=tenant, kind=kind, resource=resource,
@@ -103,7 +115,7 @@ def _create(client: GraphClient, tenant: str, resource: str, kind: str, url: str
 
 def renew(client: GraphClient, row: NotificationSubscription) -> bool:
     """Push the subscription's expiry out again; False (row deleted) when Graph no longer knows it."""
-    expires = datetime.now(timezone.utc) + timedelta(minutes=LIFETIME_MINUTES[row.kind])
+    expires = datetime.now(timezone.utc) + timedelta(minutes=_declaration(row.kind).lifetime_minutes)
     try:
         client.patch(f"/subscriptions/{row.id}", json={"expirationDateTime": _graph_time(expires)})
     except NotFoundError:
@@ -126,7 +138,7 @@ def _delete(client: GraphClient | None, row: NotificationSubscription) -> None:
 
 
 def _due(row: NotificationSubscription, now: datetime) -> bool:
-    return row.expires_at - now < timedelta(minutes=LIFETIME_MINUTES[row.kind] * RENEW_FRACTION)
+    return row.expires_at - now < timedelta(minutes=_declaration(row.kind).lifetime_minutes * RENEW_FRACTION)
 
 
 def ensure_subscriptions(tenant: str) -> list[dict]:

@@ -12,12 +12,15 @@ import logging
 
 from flask import Response, abort, current_app, request
 
-from ..jobs import get_queue
 from ..models import NotificationSubscription
+from ..routing import Routes
+from ..runs.queue import get_queue
 from ..state import get_state
 from ..tenants import find_config
-from ..views.public import public_bp
+from .jobs import process_notifications
 from .subscriptions import hash_client_state
+
+routes = Routes()
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def _accepted(tenant: str, note: dict) -> dict | None:
     return {"subscription_id": sid, "kind": row.kind, "lifecycle": event if isinstance(event, str) else None}
 
 
-@public_bp.post("/notifications/<tenant>")
+@routes.post("/notifications/<tenant>")
 def graph_notifications(tenant: str):
     """Echo ``validationToken`` (text/plain), or queue the work for a batch of change/lifecycle notifications."""
     if find_config(tenant) is None:
@@ -63,8 +66,6 @@ def graph_notifications(tenant: str):
     if not items:
         return Response(status=401)
     unique = [dict(t) for t in {tuple(sorted(i.items(), key=lambda kv: kv[0])) for i in items}]
-    from .jobs import process_notifications
-
     get_queue().enqueue(process_notifications, tenant, unique,
                         result_ttl=int(current_app.config["PBX365_JOB_RESULT_TTL"]),
                         description=f"pbx365 change notifications of {tenant}")

@@ -16,9 +16,9 @@ from ..exceptions import GraphError, NotFoundError, PBX365Error, PermissionMissi
 from ..graph import GraphClient
 from ..host import HostUser
 from ..models import PresenceState, SyncRun, SyncRunItem, UserLink
+from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
-from ..sync.runs import RunContext
 from ..tenants import require_connection
 from .calendar import read_meetings
 from .rules import Decision, Meeting, Memory, decide
@@ -195,5 +195,5 @@ def prune_quiet_runs(tenant: str, keep: int, current: str | None = None) -> int:
 
 
 def sync_presence(ctx: RunContext) -> tuple[str, str]:
-    """The engine :func:`flask_pbx365.sync.runs.execute` runs for ``sync presence``."""
+    """The engine :func:`flask_pbx365.runs.execute` runs for ``sync presence``."""
     return PresenceSync(ctx).execute()

@@ -11,13 +11,6 @@ from __future__ import annotations
 from .button import signin_button
 from .matching import Identity, password_sign_in_refusal
 from .safety import safe_next
-
-
-def sign_out_response(tenant: str, return_to: str | None = None, microsoft: bool | None = None):
-    """See :func:`flask_pbx365.sso.routes.sign_out_response`."""
-    from .routes import sign_out_response as _sign_out
-
-    return _sign_out(tenant, return_to, microsoft)
-
+from .sign_out import sign_out_response
 
 __all__ = ["Identity", "password_sign_in_refusal", "safe_next", "sign_out_response", "signin_button"]

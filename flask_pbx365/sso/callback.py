@@ -5,10 +5,12 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, redirect, render_template, session
+from flask import current_app, redirect, session
 from werkzeug.wrappers import Response
 
 from ..exceptions import PBX365Error, SignInError
+from ..oauth import STATE_TTL
+from ..oauth import error_page as oauth_error_page
 from ..redirects import record_verified
 from ..state import get_state
 from ..tenants import find_config
@@ -21,7 +23,7 @@ SSO_SESSION_KEY = "_pbx365_sso"
 _USER_REFUSALS = ("unlinked_user", "disabled_user", "not_allowed")
 
 
-def error_page(error: PBX365Error) -> tuple[str, int]:
+def error_page(error: PBX365Error):
     """The page a refused or failed sign-in shows: why, and what the administrator must do."""
     status = getattr(error, "status", 0) or 400
     refused = isinstance(error, SignInError) and error.code in _USER_REFUSALS
@@ -29,16 +31,13 @@ def error_page(error: PBX365Error) -> tuple[str, int]:
     hint = error.hint if isinstance(error, SignInError) else None
     if hint and refused:
         hint = f"Ask your PBX administrator to do this: {hint}"
-    return render_template("pbx365/oauth_error.html", title=title, message=str(error), hint=hint,
-                           base_template=get_state().app.config["PBX365_BASE_TEMPLATE"]), status
+    return oauth_error_page(title, str(error), status, hint=hint)
 
 
 def finish_sign_in(data: dict, params: Any) -> Response | tuple[str, int]:
     """The callback's handling of a ``sign_in`` state: sign the user in to the host, or hand the app its code."""
     tenant, target = data["tenant"], data["target"]
     try:
-        from ..views.public import STATE_TTL
-
         if not use_once("state", params.get("state") or "", STATE_TTL):
             raise refusal("state_replayed", "This sign-in response was already used.",
                           "Start again from the login page.", 400)

@@ -24,6 +24,7 @@ from ..connection import credentials_for
 from ..exceptions import SignInError
 from ..graph.credentials import AppCredentials
 from ..graph.transport import connection_error, timeouts, trust_store
+from ..oauth import remember_state
 from ..tenants import cloud_of, require_connection
 from .matching import refusal
 from .oidc import Provider
@@ -46,8 +47,6 @@ def authorization_redirect(tenant: str, target: str, next_path: str | None = Non
     The redirect URI is the one of the domain the browser came through (portal or SBC). A request that came
     through any other host name is refused rather than redirected, so a Host header never becomes a URI.
     """
-    from ..views.public import remember_state
-
     base = matching_base(tenant)
     if base is None:
         bases = public_bases(tenant)

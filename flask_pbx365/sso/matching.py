@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ..connection import client_options, credentials_for
 from ..exceptions import GraphError, SignInError
+from ..graph import GraphClient
 from ..host import HostUser
 from ..models import UserLink
 from ..settings import get_settings
@@ -102,8 +103,6 @@ def is_allowed(tenant: str, settings: dict, identity: Identity) -> bool:
     groups = [g.lower() for g in settings["groups"]]
     if not groups:
         return False
-    from ..graph import GraphClient
-
     try:
         with GraphClient(credentials_for(tenant), **client_options()) as client:
             for group in groups:

@@ -17,7 +17,12 @@ from typing import Any
 import requests
 from authlib.oidc.core import CodeIDToken
 from joserfc import jws, jwt
-from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
+from joserfc.errors import (
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+)
 from joserfc.jwk import KeySet
 
 from ..clouds import Cloud

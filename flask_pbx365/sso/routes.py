@@ -7,30 +7,26 @@
   optionally, Microsoft's (``end_session_endpoint``).
 
 The OAuth callback itself is :func:`flask_pbx365.views.public.oauth_callback`, which hands ``sign_in`` states to
-:func:`flask_pbx365.sso.callback.finish_sign_in`.
+:func:`flask_pbx365.sso.callback.finish_sign_in`. The routes are recorded in :data:`routes`; the SSO feature
+puts them on the public blueprint.
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
-from flask import abort, current_app, jsonify, redirect, request, session
-from werkzeug.wrappers import Response
+from flask import abort, jsonify, redirect, request
 
 from ..csrf import protect
 from ..exceptions import PBX365Error, SignInError
-from ..views.public import public_bp
+from ..routing import Routes
 from .app_flow import check_app_request, exchange
 from .callback import error_page
-from .flow import authorization_redirect, provider_for
+from .flow import authorization_redirect
 from .matching import check_target
-from .proxy import matching_base, public_bases, redirect_uri_for
-from .safety import safe_next
+from .sign_out import sign_out_response
 
-#: Session key of the local path to land on when Microsoft's sign-out returns to the OAuth callback.
-AFTER_SIGN_OUT_KEY = "_pbx365_after_sign_out"
+routes = Routes()
 
 
-@public_bp.get("/sign-in/<tenant>/<target>")
+@routes.get("/sign-in/<tenant>/<target>")
 def sign_in_start(tenant: str, target: str):
     """Start Sign in with Microsoft for the admin portal or the web client."""
     if target not in ("admin", "web"):
@@ -42,7 +38,7 @@ def sign_in_start(tenant: str, target: str):
         return error_page(exc)
 
 
-@public_bp.get("/app/authorize")
+@routes.get("/app/authorize")
 def app_authorize():
     """The native app's entry point, opened in the system browser."""
     tenant = request.args.get("tenant") or ""
@@ -54,7 +50,7 @@ def app_authorize():
         return error_page(exc)
 
 
-@public_bp.post("/app/token")
+@routes.post("/app/token")
 def app_token():
     """The app's code exchange: one-time code + PKCE verifier for the host's app session token (JSON)."""
     try:
@@ -71,36 +67,8 @@ def app_token():
     return response
 
 
-@public_bp.post("/sign-out/<tenant>")
+@routes.post("/sign-out/<tenant>")
 def sign_out(tenant: str):
     """Clear the PBX session; with ``microsoft=1`` (or ``PBX365_SSO_SIGN_OUT_MICROSOFT``) also Microsoft's."""
     protect()
     return sign_out_response(tenant, request.form.get("next"), request.form.get("microsoft") == "1" or None)
-
-
-def sign_out_response(tenant: str, return_to: str | None = None, microsoft: bool | None = None) -> Response:
-    """End the PBX session (the whole Flask session) and return to ``return_to`` (a local path, default ``/``).
-
-    With ``microsoft`` (default: ``PBX365_SSO_SIGN_OUT_MICROSOFT``), and when this browser signed in with
-    Microsoft, the browser first visits the tenant's ``end_session_endpoint`` to end its Microsoft session too.
-    Microsoft only returns to a registered redirect URI, so its ``post_logout_redirect_uri`` is this domain's
-    OAuth callback, which then sends the browser on to ``return_to``. Hosts may call this from their own logout
-    view.
-    """
-    if microsoft is None:
-        microsoft = bool(current_app.config["PBX365_SSO_SIGN_OUT_MICROSOFT"])
-    signed_in_with_microsoft = (session.get("_pbx365_sso") or {}).get("tenant") == tenant
-    session.clear()
-    target = safe_next(return_to) or "/"
-    if not (microsoft and signed_in_with_microsoft):
-        return redirect(target)
-    try:
-        endpoint = provider_for(tenant).metadata.get("end_session_endpoint")
-    except PBX365Error as exc:
-        current_app.logger.warning("Microsoft sign-out skipped for tenant %s: %s", tenant, exc)
-        endpoint = None
-    base = matching_base(tenant) or (public_bases(tenant) or [""])[0]
-    if not endpoint or not base:
-        return redirect(target)
-    session[AFTER_SIGN_OUT_KEY] = target
-    return redirect(f"{endpoint}?{urlencode({'post_logout_redirect_uri': redirect_uri_for(base, tenant)})}")

@@ -1,13 +1,10 @@
-"""The extension's blueprints: ``admin_bp`` (the admin tabs) and ``public_bp`` (OAuth redirect route)."""
-from .admin import admin_bp
-from .public import public_bp
-from . import configure  # noqa: F401  (registers the Configure tab's routes on admin_bp)
-from . import user_sync  # noqa: F401  (registers the User Sync tab's routes on admin_bp)
-from . import sign_in  # noqa: F401  (registers the Sign In tab's routes on admin_bp)
-from . import mail  # noqa: F401  (registers the Mail tab's routes on admin_bp)
-from . import contacts  # noqa: F401  (registers the Contacts tab's routes on admin_bp)
-from . import presence  # noqa: F401  (registers the Presence tab's routes on admin_bp)
-from ..sso import routes as _sso_routes  # noqa: F401  (registers sign-in routes on public_bp)
-from ..notifications import webhook as _webhook  # noqa: F401  (registers the Graph webhook on public_bp)
+"""The extension's blueprints, built once per app: the admin tabs and the public routes (OAuth callback, webhook).
 
-__all__ = ["admin_bp", "public_bp"]
+:func:`build_admin_blueprint` takes the tabs (Configure, then each switched-on feature's), and
+:func:`build_public_blueprint` the features (for their public routes); :class:`flask_pbx365.PBX365` calls both.
+"""
+from .admin import build_admin_blueprint
+from .configure import TAB as CONFIGURE_TAB
+from .public import build_public_blueprint
+
+__all__ = ["CONFIGURE_TAB", "build_admin_blueprint", "build_public_blueprint"]

@@ -1,18 +1,33 @@
 """The admin blueprint: every route checks the host's admin rule and CSRF before anything else."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 
+from .. import signals
 from ..csrf import protect
+from ..exceptions import PBX365Error
+from ..feature import Tab
+from ..settings import import_settings
 from ..state import get_state
 
-admin_bp = Blueprint("pbx365_admin", __name__, template_folder="../templates")
 
-#: (endpoint, label) of the tabs, in order.
-TABS: list[tuple[str, str]] = [("pbx365_admin.configure", "Configure")]
+def build_admin_blueprint(tabs: Iterable[Tab]) -> Blueprint:
+    """The admin blueprint of one app (``PBX365_ADMIN_URL_PREFIX``) with the routes of ``tabs``, in order.
+
+    Endpoints are ``pbx365_admin.<view name>``; the first tab is the landing page.
+    """
+    tabs = tuple(tabs)
+    blueprint = Blueprint("pbx365_admin", __name__, template_folder="../templates")
+    blueprint.before_request(require_tenant_admin)
+    for tab in tabs:
+        tab.routes.add_to(blueprint)
+    landing = f"pbx365_admin.{tabs[0].endpoint}"
+    blueprint.add_url_rule("/", "index", lambda: redirect(url_for(landing)))
+    return blueprint
 
 
-@admin_bp.before_request
 def require_tenant_admin():
     """Resolve the tenant from the admin's scope; 403 for anyone who may not administer it."""
     host = get_state().host
@@ -23,6 +38,7 @@ def require_tenant_admin():
         abort(403, description="Only an administrator of this tenant may change its Microsoft 365 integration.")
     g.pbx365_tenant = tenant
     protect()
+    return None
 
 
 def current_tenant() -> str:
@@ -34,10 +50,6 @@ def save_section(section: str, values: dict) -> str | None:
 
     Returns the admin-readable reason when the values are refused (nothing is stored then), else ``None``.
     """
-    from .. import signals
-    from ..exceptions import PBX365Error
-    from ..settings import import_settings
-
     try:
         import_settings(current_tenant(), {section: values})
     except PBX365Error as exc:
@@ -47,11 +59,8 @@ def save_section(section: str, values: dict) -> str | None:
 
 
 def render_tab(template: str, **context):
+    """Render a tab's template inside the host's layout, with the tab bar of this app's tabs."""
     state = get_state()
-    return render_template(template, tabs=TABS, base_template=state.app.config["PBX365_BASE_TEMPLATE"],
+    tabs = [(f"pbx365_admin.{tab.endpoint}", tab.label) for tab in state.tabs]
+    return render_template(template, tabs=tabs, base_template=state.app.config["PBX365_BASE_TEMPLATE"],
                            tenant=current_tenant(), **context)
-
-
-@admin_bp.route("/")
-def index():
-    return redirect(url_for("pbx365_admin.configure"))

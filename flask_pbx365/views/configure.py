@@ -8,12 +8,16 @@ from flask import Response, abort, current_app, flash, redirect, request, url_fo
 from ..clouds import CLOUD_CHOICES, CLOUDS
 from ..connection import test_connection
 from ..exceptions import KeyPairError
+from ..feature import Tab
 from ..keys import activate_key_pair, certificate_pem, generate_key_pair, list_key_pairs
 from ..redirects import redirect_uri_for_request, redirect_uris
+from ..routing import Routes
 from ..settings import get_settings
-from ..tenants import find_config
-from .admin import admin_bp, current_tenant, render_tab, save_section
-from .public import remember_state
+from ..tenants import cloud_of, find_config, require_connection
+from .admin import current_tenant, render_tab, save_section
+
+routes = Routes()
+from ..oauth import remember_state
 
 CONFIGURE_FIELDS = ("client_id", "directory_id", "cloud", "login_url", "graph_url", "ca_bundle")
 
@@ -33,7 +37,7 @@ def _page(form: dict | None = None, error: str | None = None, test_result: dict 
     ), status
 
 
-@admin_bp.route("/configure", methods=["GET", "POST"])
+@routes.route("/configure", methods=["GET", "POST"])
 def configure():
     if request.method == "GET":
         return _page()
@@ -48,7 +52,7 @@ def configure():
     return redirect(url_for("pbx365_admin.configure"))
 
 
-@admin_bp.post("/configure/keys")
+@routes.post("/configure/keys")
 def generate_keys():
     info = generate_key_pair(current_tenant())
     if info.active:
@@ -60,7 +64,7 @@ def generate_keys():
     return redirect(url_for("pbx365_admin.configure") + "#keys")
 
 
-@admin_bp.get("/configure/keys/<sha256>/public_key.pem")
+@routes.get("/configure/keys/<sha256>/public_key.pem")
 def download_certificate(sha256: str):
     try:
         pem = certificate_pem(current_tenant(), sha256)
@@ -70,7 +74,7 @@ def download_certificate(sha256: str):
                     headers={"Content-Disposition": 'attachment; filename="public_key.pem"'})
 
 
-@admin_bp.post("/configure/keys/<sha256>/activate")
+@routes.post("/configure/keys/<sha256>/activate")
 def activate_keys(sha256: str):
     try:
         activate_key_pair(current_tenant(), sha256)
@@ -83,12 +87,12 @@ def activate_keys(sha256: str):
     return redirect(url_for("pbx365_admin.configure") + "#keys")
 
 
-@admin_bp.post("/configure/test-connection")
+@routes.post("/configure/test-connection")
 def run_test_connection():
     return _page(test_result=test_connection(current_tenant()))
 
 
-@admin_bp.post("/configure/admin-consent")
+@routes.post("/configure/admin-consent")
 def admin_consent():
     """Send the admin to Microsoft's admin consent page (3CX's "Sign in to Microsoft 365")."""
     tenant = current_tenant()
@@ -96,10 +100,11 @@ def admin_consent():
     if not settings["client_id"] or not settings["directory_id"]:
         flash("Enter and save the application (client) ID and the directory (tenant) ID first.", "error")
         return redirect(url_for("pbx365_admin.configure"))
-    from ..tenants import cloud_of, require_connection
-
     cloud = cloud_of(require_connection(tenant))
     redirect_uri = redirect_uri_for_request(tenant, request.host_url)
     state = remember_state("admin_consent", tenant, redirect_uri)
     query = urlencode({"client_id": settings["client_id"], "state": state, "redirect_uri": redirect_uri})
     return redirect(f"{cloud.login_url}/{settings['directory_id']}/adminconsent?{query}")
+
+
+TAB = Tab("configure", "Configure", routes)

@@ -5,7 +5,7 @@ from flask import abort, flash, jsonify, redirect, request, url_for
 
 from ..exceptions import PBX365Error
 from ..models import SyncRun
-from ..sync import get_run, request_run, run_items, status_json
+from ..runs import get_run, request_run, run_items, status_json
 from .admin import current_tenant, render_tab
 
 #: Items per page of a run's details.

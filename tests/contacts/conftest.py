@@ -52,7 +52,7 @@ class ContactsEnv(SyncEnv):
             import_settings(self.tenant, {"contacts": options})
 
     def sync_contacts(self, dry_run: bool = False) -> dict:
-        from flask_pbx365.sync import request_run, status_json
+        from flask_pbx365.runs import request_run, status_json
 
         with self.app.app_context():
             run = status_json(request_run(self.tenant, "contacts", dry_run=dry_run))

@@ -82,11 +82,9 @@ def test_tab_saves_options_runs_and_shows_history_and_details(cenv, admin_client
 
 def test_scheduler_dispatches_automatic_contact_runs(cenv):
     from flask_pbx365 import scheduler
-    from flask_pbx365.contacts import dispatch_contacts
-    from flask_pbx365.sync import list_runs
+    from flask_pbx365.runs import list_runs
 
     env = cenv
-    assert scheduler.DISPATCHERS["contacts"] is dispatch_contacts
     env.contacts_settings(personal=True, mode="automatic", schedule="*/5 * * * *")
     t0 = datetime(2026, 5, 1, 9, 59, tzinfo=timezone.utc)
     scheduler.dispatch_due(env.app, t0)

@@ -131,7 +131,7 @@ def test_test_connection_without_configuration_fails_with_a_reason(app):
 def test_worker_and_scheduler_commands(app, redis_conn):
     from datetime import datetime, timedelta, timezone
 
-    from flask_pbx365.jobs import get_queue
+    from flask_pbx365.runs.queue import get_queue
     from flask_pbx365.keys import generate_key_pair
     from flask_pbx365.models import KeyPair
     from flask_pbx365.state import get_state

@@ -19,26 +19,19 @@ def test_cron_expression():
     assert scheduler.next_run("*/15 * * * *", "UTC", after) == datetime(2026, 1, 1, 10, 15, tzinfo=timezone.utc)
 
 
-def test_dispatch_fires_each_due_slot_once(app, redis_conn):
+def test_dispatch_fires_each_due_slot_once(app, redis_conn, monkeypatch):
     fired: list[tuple[str, str]] = []
-    previous = scheduler.DISPATCHERS.get("users")
-    scheduler.DISPATCHERS["users"] = lambda tenant, trigger: fired.append((tenant, trigger))
-    try:
-        with app.app_context():
-            import_settings("acme", {"user_sync": {"mode": "automatic", "schedule": "*/10 * * * *"}})
-            t0 = datetime(2026, 5, 1, 9, 55, tzinfo=timezone.utc)
-            assert scheduler.dispatch_due(app, t0) == []             # first sight: remembers, does not fire
-            assert scheduler.dispatch_due(app, t0 + timedelta(minutes=4)) == []
-            assert scheduler.dispatch_due(app, t0 + timedelta(minutes=5)) == [("acme", "users")]
-            assert scheduler.dispatch_due(app, t0 + timedelta(minutes=6)) == []  # same slot: not again
-            assert scheduler.dispatch_due(app, t0 + timedelta(minutes=16)) == [("acme", "users")]
-            import_settings("acme", {"user_sync": {"mode": "manual"}})
-            assert scheduler.dispatch_due(app, t0 + timedelta(minutes=30)) == []
-    finally:
-        if previous is None:
-            scheduler.DISPATCHERS.pop("users", None)
-        else:
-            scheduler.DISPATCHERS["users"] = previous
+    monkeypatch.setattr(scheduler, "request_run", lambda tenant, kind, trigger: fired.append((tenant, trigger)))
+    with app.app_context():
+        import_settings("acme", {"user_sync": {"mode": "automatic", "schedule": "*/10 * * * *"}})
+        t0 = datetime(2026, 5, 1, 9, 55, tzinfo=timezone.utc)
+        assert scheduler.dispatch_due(app, t0) == []             # first sight: remembers, does not fire
+        assert scheduler.dispatch_due(app, t0 + timedelta(minutes=4)) == []
+        assert scheduler.dispatch_due(app, t0 + timedelta(minutes=5)) == [("acme", "users")]
+        assert scheduler.dispatch_due(app, t0 + timedelta(minutes=6)) == []  # same slot: not again
+        assert scheduler.dispatch_due(app, t0 + timedelta(minutes=16)) == [("acme", "users")]
+        import_settings("acme", {"user_sync": {"mode": "manual"}})
+        assert scheduler.dispatch_due(app, t0 + timedelta(minutes=30)) == []
     assert fired == [("acme", "schedule"), ("acme", "schedule")]
 
 
@@ -76,7 +69,7 @@ def record_app_name() -> str:
 
 
 def test_worker_runs_jobs_inside_the_app_context(app, redis_conn):
-    from flask_pbx365.jobs import get_queue, make_worker
+    from flask_pbx365.runs.queue import get_queue, make_worker
 
     with app.app_context():
         job = get_queue().enqueue(record_app_name)

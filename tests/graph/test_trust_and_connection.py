@@ -6,7 +6,11 @@ import pytest
 
 from flask_pbx365.clouds import resolve_cloud
 from flask_pbx365.exceptions import ConnectionFailedError, PermissionMissingError
-from flask_pbx365.graph import GraphClient, test_connection
+from flask_pbx365.connection import check_credentials
+from flask_pbx365.features import FEATURES
+from flask_pbx365.graph import GraphClient
+
+CHECKS = {name: alts for feature in FEATURES for name, alts in feature.permissions.items()}
 from flask_pbx365.graph import tokens as token_registry
 
 from .conftest import new_env
@@ -49,7 +53,7 @@ def test_missing_permission_names_it(m365_emulator, key_pair):
 def test_connection_with_partial_permissions(m365_emulator, key_pair):
     env = new_env(m365_emulator, key_pair, permissions=["User.Read.All", "Contacts.Read", "Calendars.Read"])
     try:
-        result = test_connection(env.credentials, timeout=5)
+        result = check_credentials(env.credentials, CHECKS, timeout=5)
     finally:
         token_registry.forget(env.credentials)
     assert result["ok"] is True and result["error"] is None
@@ -67,7 +71,7 @@ def test_connection_failure_reports_the_reason(graph_env, other_key_pair):
     key, cert = other_key_pair
     creds = graph_env.with_credentials(private_key_pem=key, certificate_pem=cert)
     try:
-        result = test_connection(creds, timeout=5)
+        result = check_credentials(creds, CHECKS, timeout=5)
     finally:
         token_registry.forget(creds)
     assert result["ok"] is False and result["granted"] == []

@@ -37,7 +37,7 @@ class MailEnv:
             import_settings(self.tenant, {"mail": {"enabled": True, "sender": self.sender, **mail}})
 
     def work(self) -> None:
-        from flask_pbx365.jobs import make_worker
+        from flask_pbx365.runs.queue import make_worker
 
         make_worker(self.app).work(burst=True)
 

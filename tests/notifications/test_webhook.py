@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from flask_pbx365.jobs import get_queue
+from flask_pbx365.runs.queue import get_queue
 from flask_pbx365.notifications import ensure_subscriptions, list_subscriptions
 
 URL = "/integrations/microsoft365/notifications"
@@ -35,7 +35,7 @@ def test_user_added_in_entra_queues_a_user_sync_run(notify_env, served):
     assert _wait_for_jobs(app) == 1
     assert time.monotonic() - started < 10
     notify_env.work()
-    from flask_pbx365.sync import list_runs
+    from flask_pbx365.runs import list_runs
 
     with app.app_context():
         runs = list_runs("acme", "users")

@@ -55,7 +55,7 @@ class PresenceEnv(SyncEnv):
 
     def run(self, dry_run: bool = False) -> dict:
         """A presence run executed by a worker; its JSON."""
-        from flask_pbx365.sync import request_run, status_json
+        from flask_pbx365.runs import request_run, status_json
 
         with self.app.app_context():
             run = status_json(request_run(self.tenant, "presence", dry_run=dry_run))

@@ -42,11 +42,11 @@ class SSOEnv:
     def sync_users(self, **user_sync: Any) -> dict[str, str]:
         """Run a real user sync (a run enqueued, executed by an RQ worker) and return the links it made:
         Entra short name -> PBX user id. Options as on the User Sync tab (default: every member)."""
-        from flask_pbx365.jobs import make_worker
+        from flask_pbx365.runs.queue import make_worker
         from flask_pbx365.models import UserLink
         from flask_pbx365.settings import import_settings
         from flask_pbx365.state import get_state
-        from flask_pbx365.sync import get_run, request_run
+        from flask_pbx365.runs import get_run, request_run
 
         with self.app.app_context():
             if user_sync:

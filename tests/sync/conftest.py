@@ -48,18 +48,18 @@ class SyncEnv:
             import_settings(self.tenant, {"user_sync": user_sync})
 
     def request(self, dry_run: bool = False) -> dict:
-        from flask_pbx365.sync import request_run, status_json
+        from flask_pbx365.runs import request_run, status_json
 
         with self.app.app_context():
             return status_json(request_run(self.tenant, "users", dry_run=dry_run))
 
     def work(self) -> None:
-        from flask_pbx365.jobs import make_worker
+        from flask_pbx365.runs.queue import make_worker
 
         make_worker(self.app).work(burst=True)
 
     def status(self, run_id: str) -> dict:
-        from flask_pbx365.sync import get_run, status_json
+        from flask_pbx365.runs import get_run, status_json
 
         with self.app.app_context():
             return status_json(get_run(self.tenant, run_id))
@@ -71,7 +71,7 @@ class SyncEnv:
         return self.status(run["run_id"])
 
     def items(self, run_id: str, action: str | None = None) -> list[dict]:
-        from flask_pbx365.sync import run_items
+        from flask_pbx365.runs import run_items
 
         with self.app.app_context():
             rows, _ = run_items(run_id, action=action, limit=100000)

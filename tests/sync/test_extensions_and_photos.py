@@ -31,7 +31,7 @@ def test_allocation_is_safe_against_a_host_admin_taking_the_number(app, redis_co
     from demo_app.host import DemoHost
     from flask_pbx365.host import UserFields
     from flask_pbx365.state import get_state
-    from flask_pbx365.sync.extensions import ExtensionAllocator
+    from flask_pbx365.users.extensions import ExtensionAllocator
 
     host = DemoHost()
     with app.app_context():
@@ -49,7 +49,7 @@ def test_concurrent_allocations_never_share_a_number(app, redis_conn):
     from demo_app.host import DemoHost
     from flask_pbx365.host import UserFields
     from flask_pbx365.state import get_state
-    from flask_pbx365.sync.extensions import ExtensionAllocator
+    from flask_pbx365.users.extensions import ExtensionAllocator
 
     results: list[str] = []
     errors: list[BaseException] = []

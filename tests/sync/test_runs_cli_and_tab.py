@@ -68,12 +68,7 @@ def _mix_supported() -> bool:
 
 
 def test_cli_failures(env):
-    from flask_pbx365.sync import JOB_FUNCTIONS
-
     runner = env.app.test_cli_runner()
-    if "contacts" not in JOB_FUNCTIONS:  # until contact sync registers its kind
-        result = runner.invoke(args=["pbx365", "sync", "contacts", "acme"])
-        assert result.exit_code == 1 and "not available yet" in result.output
     result = runner.invoke(args=["pbx365", "sync", "confirm", "acme"])
     assert result.exit_code == 1 and "waiting for confirmation" in result.output
     result = runner.invoke(args=["pbx365", "sync", "users", "globex"])
@@ -93,9 +88,8 @@ def test_scheduler_dispatches_automatic_runs(env):
     from datetime import datetime, timedelta, timezone
 
     from flask_pbx365 import scheduler
-    from flask_pbx365.sync import dispatch_users, list_runs
+    from flask_pbx365.runs import list_runs
 
-    scheduler.DISPATCHERS.setdefault("users", dispatch_users)
     env.settings(mode="automatic", schedule="*/5 * * * *")
     t0 = datetime(2026, 5, 1, 9, 59, tzinfo=timezone.utc)
     scheduler.dispatch_due(env.app, t0)

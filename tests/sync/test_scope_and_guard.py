@@ -19,7 +19,7 @@ def test_nested_group_filter(env):
 
 def env_groups(env) -> dict[str, str]:
     """Group ids by name, read the way the tab's picker reads them."""
-    from flask_pbx365.sync.directory import directory_snapshot
+    from flask_pbx365.users.directory import directory_snapshot
 
     with env.app.app_context():
         return {g["displayName"]: g["id"] for g in directory_snapshot("acme", refresh=True)["groups"]}

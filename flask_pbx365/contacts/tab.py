@@ -10,13 +10,15 @@ from datetime import datetime, timezone
 from flask import flash, redirect, request, url_for
 
 from .. import contacts as _contacts  # noqa: F401  (registers the contacts kind and its dispatcher)
-from ..scheduler import next_run
+from ..feature import Tab
+from ..routing import Routes
+from ..runs import list_runs, status_json
+from ..runs.schedule import next_run
 from ..settings import get_settings
-from ..sync import list_runs, status_json
-from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
-from .runs import progress, run_detail, start_run
+from ..views.admin import current_tenant, render_tab, save_section
+from ..views.runs import progress, run_detail, start_run
 
-TABS.append(("pbx365_admin.contacts", "Contacts"))
+routes = Routes()
 
 KIND = "contacts"
 ACTIONS = ("created", "updated", "deleted", "skipped", "error")
@@ -51,7 +53,7 @@ def _page(options: dict | None = None, error: str | None = None, status: int = 2
                       next_run=_next(options, timezone_name)), status
 
 
-@admin_bp.route("/contacts", methods=["GET", "POST"])
+@routes.route("/contacts", methods=["GET", "POST"])
 def contacts():
     if request.method == "GET":
         return _page()
@@ -67,16 +69,19 @@ def contacts():
     return redirect(url_for("pbx365_admin.contacts"))
 
 
-@admin_bp.post("/contacts/run")
+@routes.post("/contacts/run")
 def contacts_run():
     return start_run(KIND, "pbx365_admin.contacts", "Contacts sync started.")
 
 
-@admin_bp.get("/contacts/runs/<run_id>/progress")
+@routes.get("/contacts/runs/<run_id>/progress")
 def contacts_progress(run_id: str):
     return progress(KIND, run_id)
 
 
-@admin_bp.get("/contacts/runs/<run_id>")
+@routes.get("/contacts/runs/<run_id>")
 def contacts_run_detail(run_id: str):
     return run_detail(KIND, run_id, "pbx365/contacts.html", ACTIONS)
+
+
+TAB = Tab("contacts", "Contacts", routes)

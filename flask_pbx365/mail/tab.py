@@ -4,15 +4,17 @@ from __future__ import annotations
 from flask import flash, redirect, request, url_for
 
 from ..exceptions import ConfigurationError
+from ..feature import Tab
 from ..host import MailMessage
-from ..mail import list_messages, message_json, queue_message, retry_message
+from ..routing import Routes
 from ..settings import get_settings
 from ..state import get_state
 from ..tenants import find_config
-from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
+from ..views.admin import current_tenant, render_tab, save_section
+from .outbox import queue_message, retry_message
+from .store import list_messages, message_json
 
-if ("pbx365_admin.mail", "Mail") not in TABS:
-    TABS.append(("pbx365_admin.mail", "Mail"))
+routes = Routes()
 
 
 def _page(form: dict | None = None, error: str | None = None, status: int = 200):
@@ -25,7 +27,7 @@ def _page(form: dict | None = None, error: str | None = None, status: int = 200)
         admin_emails=get_state().host.admin_emails(tenant)), status
 
 
-@admin_bp.route("/mail", methods=["GET", "POST"])
+@routes.route("/mail", methods=["GET", "POST"])
 def mail():
     if request.method == "GET":
         return _page()
@@ -41,7 +43,7 @@ def mail():
     return redirect(url_for("pbx365_admin.mail"))
 
 
-@admin_bp.post("/mail/test")
+@routes.post("/mail/test")
 def mail_test():
     """Queue a test email as the saved sender (enabled or not yet), so the admin can check before switching."""
     tenant = current_tenant()
@@ -62,7 +64,7 @@ def mail_test():
     return redirect(url_for("pbx365_admin.mail", highlight=row.id))
 
 
-@admin_bp.post("/mail/<message_id>/retry")
+@routes.post("/mail/<message_id>/retry")
 def mail_retry(message_id: str):
     try:
         retry_message(current_tenant(), message_id)
@@ -71,3 +73,6 @@ def mail_retry(message_id: str):
     get_state().db.session.commit()
     flash("Queued again.", "success")
     return redirect(url_for("pbx365_admin.mail"))
+
+
+TAB = Tab("mail", "Mail", routes)

@@ -1,51 +1,36 @@
-"""Run lifecycle shared by every sync kind: request (or join), the per-tenant Redis lock, progress, confirm.
+"""Run lifecycle shared by every feature with runs: request (or join), confirm, execute under the lock, wait.
 
-A run is a :class:`~flask_pbx365.models.SyncRun` row plus an RQ job that takes the tenant and the run id. Only one
-run of a kind executes per tenant at a time: the job holds ``pbx365:sync:{tenant}:{kind}:lock`` (value: the run
-id) and a heartbeat thread keeps extending it, so a killed worker's lock expires after ``PBX365_SYNC_LOCK_TTL``
-seconds. A request while a run of the same kind (and the same dry-run flag) is queued or running joins it.
+A run is a :class:`~flask_pbx365.models.SyncRun` row plus an RQ job that takes the tenant and the run id: the
+job function is the :attr:`~flask_pbx365.feature.Feature.job` of the feature whose name is the run's kind. A
+request while a run of the same kind (and the same dry-run flag) is queued or running joins it.
 """
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Callable
 
 import sqlalchemy as sa
 from flask import current_app
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 
 from .. import signals
 from ..exceptions import ConfigurationError, PBX365Error
-from ..jobs import get_queue
 from ..models import SyncRun, SyncRunItem
 from ..state import get_state
+from ..tenants import require_connection
+from .history import (
+    ACTIVE,
+    get_run,
+    progress_key,
+    refresh_if_stale,
+    status_json,
+    utcnow,
+)
+from .locks import acquire, release
+from .queue import get_queue
 
-log = logging.getLogger("flask_pbx365.sync")
-
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "failed", "waiting_confirmation")
-KIND_LABELS = {"users": "User sync", "contacts": "Contact sync", "presence": "Calendar presence sync"}
-
-#: kind -> top-level job function ``fn(tenant, run_id)``; other sync kinds register theirs with
-#: :func:`register_kind`.
-JOB_FUNCTIONS: dict[str, Callable[[str, str], object]] = {}
-
-STALE_MESSAGE = ("The worker running this sync stopped before it finished (it crashed or was stopped). Changes "
-                 "applied before that are kept; the next run completes the work.")
-
-
-def register_kind(kind: str, job_function: Callable[[str, str], object]) -> None:
-    """Make ``sync <kind>`` runnable: ``job_function(tenant, run_id)`` must be a top-level function."""
-    JOB_FUNCTIONS[kind] = job_function
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+log = logging.getLogger("flask_pbx365.runs")
 
 
 def _session():
@@ -56,114 +41,14 @@ def _redis():
     return get_state().redis()
 
 
-def lock_ttl() -> int:
-    return int(current_app.config["PBX365_SYNC_LOCK_TTL"])
-
-
-def lock_key(tenant: str, kind: str) -> str:
-    return f"pbx365:sync:{tenant}:{kind}:lock"
-
-
-def progress_key(run_id: str) -> str:
-    return f"pbx365:sync:progress:{run_id}"
-
-
-# --- reading runs ------------------------------------------------------------------------------------------------
-
-
-def get_run(tenant: str, run_id: str) -> SyncRun | None:
-    run = _session().get(SyncRun, run_id)
-    return run if run is not None and run.tenant == tenant else None
-
-
-def list_runs(tenant: str, kind: str | None = None, limit: int = 20) -> list[SyncRun]:
-    query = sa.select(SyncRun).where(SyncRun.tenant == tenant)
-    if kind:
-        query = query.where(SyncRun.kind == kind)
-    return list(_session().scalars(query.order_by(SyncRun.created_at.desc()).limit(limit)))
-
-
-def run_items(run_id: str, action: str | None = None, search: str = "", limit: int = 200,
-              offset: int = 0) -> tuple[list[SyncRunItem], int]:
-    """A page of the run's per-user details and the total number matching."""
-    query = sa.select(SyncRunItem).where(SyncRunItem.run_id == run_id)
-    if action:
-        query = query.where(SyncRunItem.action == action)
-    if search:
-        like = f"%{search.lower()}%"
-        query = query.where(sa.or_(sa.func.lower(SyncRunItem.display_name).like(like),
-                                   sa.func.lower(SyncRunItem.user_principal_name).like(like),
-                                   SyncRunItem.extension.like(like)))
-    total = _session().scalar(sa.select(sa.func.count()).select_from(query.subquery())) or 0
-    rows = _session().scalars(query.order_by(SyncRunItem.id).limit(limit).offset(offset))
-    return list(rows), int(total)
-
-
-def progress_of(run: SyncRun) -> dict:
-    """Live progress (Redis) of an active run, else the last progress saved with the run."""
-    data = dict(run.progress or {})
-    if run.status in ACTIVE:
-        raw = _redis().get(progress_key(run.id))
-        if raw:
-            data.update(json.loads(raw))
-    return data
-
-
-def status_json(run: SyncRun) -> dict:
-    """The ``sync --json`` object plus ``progress`` (phase, pages, read, done, total, percent) and timestamps."""
-    refresh_if_stale(run)
-    data = run.as_json()
-    progress = progress_of(run)
-    total, done = int(progress.get("total") or 0), int(progress.get("done") or 0)
-    percent = 100 if run.status in FINISHED else (min(99, done * 100 // total) if total else None)
-    data.update(dry_run=run.dry_run, trigger=run.trigger,
-                progress={k: progress.get(k) for k in ("phase", "pages", "read", "done", "total")}
-                | {"percent": percent},
-                created_at=run.created_at.isoformat() if run.created_at else None,
-                started_at=run.started_at.isoformat() if run.started_at else None,
-                finished_at=run.finished_at.isoformat() if run.finished_at else None)
-    return data
-
-
-# --- liveness ----------------------------------------------------------------------------------------------------
-
-
-def _job_alive(job_id: str | None) -> bool:
-    if not job_id:
-        return False
-    try:
-        job = Job.fetch(job_id, connection=_redis())
-    except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in ("queued", "deferred", "scheduled", "started")
-
-
-def is_alive(run: SyncRun) -> bool:
-    """True while a queued run's job waits in RQ, or a running run's worker keeps its lock."""
-    if run.status == "running":
-        owner = _redis().get(lock_key(run.tenant, run.kind))
-        return owner is not None and owner.decode() == run.id
-    if run.status == "queued":
-        return _job_alive((run.progress or {}).get("job_id"))
-    return False
-
-
-def refresh_if_stale(run: SyncRun) -> bool:
-    """Mark an active run whose worker is gone as failed; True when it did."""
-    if run.status not in ACTIVE or is_alive(run):
-        return False
-    run.status = "failed"
-    run.message = STALE_MESSAGE
-    run.finished_at = utcnow()
-    _session().commit()
-    return True
-
-
-# --- requesting runs ---------------------------------------------------------------------------------------------
+def label_of(kind: str) -> str:
+    """The admin-readable name of a run kind ("User sync")."""
+    feature = get_state().feature(kind)
+    return feature.label if feature is not None else kind
 
 
 def _enqueue(run: SyncRun) -> None:
-    fn = JOB_FUNCTIONS[run.kind]
+    fn = get_state().feature(run.kind).job
     cfg = current_app.config
     job = get_queue().enqueue(fn, run.tenant, run.id, job_timeout=int(cfg["PBX365_JOB_TIMEOUT"]),
                               result_ttl=int(cfg["PBX365_JOB_RESULT_TTL"]),
@@ -174,11 +59,10 @@ def _enqueue(run: SyncRun) -> None:
 
 def request_run(tenant: str, kind: str = "users", *, dry_run: bool = False, trigger: str = "manual") -> SyncRun:
     """Start a run of ``kind`` for ``tenant``, or join the one already queued or running (same dry-run flag)."""
-    if kind not in JOB_FUNCTIONS:
-        raise ConfigurationError(f"{KIND_LABELS.get(kind, kind)} is not available yet in this version of the "
-                                 "Microsoft 365 integration.")
-    from ..tenants import require_connection
-
+    feature = get_state().feature(kind)
+    if feature is None or not feature.runs:
+        raise ConfigurationError(f"{kind!r} is not a sync this portal offers (switched off with "
+                                 "PBX365_DISABLED_FEATURES, or not a kind of run).")
     require_connection(tenant)
     with _redis().lock(f"pbx365:sync:{tenant}:{kind}:request", timeout=30, blocking_timeout=30):
         active = _session().scalars(sa.select(SyncRun).where(
@@ -232,9 +116,6 @@ def supersede_held(tenant: str, kind: str, newer: SyncRun) -> None:
         run.finished_at = utcnow()
 
 
-# --- executing runs ----------------------------------------------------------------------------------------------
-
-
 class RunContext:
     """What an engine gets while executing a run: the run, progress reporting, detail items and counts."""
 
@@ -283,46 +164,6 @@ class RunContext:
         _session().commit()
 
 
-class _Heartbeat(threading.Thread):
-    """Keeps the run's lock alive while the engine works (a killed process stops extending it)."""
-
-    def __init__(self, redis, key: str, owner: str, ttl: int):
-        super().__init__(daemon=True, name=f"pbx365-heartbeat-{owner[:8]}")
-        self.redis, self.key, self.owner, self.ttl = redis, key, owner, ttl
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(max(self.ttl / 3, 0.2)):
-            try:
-                if (self.redis.get(self.key) or b"").decode() != self.owner:
-                    return
-                self.redis.pexpire(self.key, int(self.ttl * 1000))
-            except Exception:  # Redis hiccup: the next beat tries again
-                log.warning("sync lock heartbeat failed", exc_info=True)
-
-
-def _acquire(run: SyncRun) -> _Heartbeat:
-    """Wait until this run holds its tenant's lock (another run of the kind may still be executing)."""
-    redis, key, ttl = _redis(), lock_key(run.tenant, run.kind), lock_ttl()
-    deadline = time.monotonic() + int(current_app.config["PBX365_JOB_TIMEOUT"])
-    while not redis.set(key, run.id, nx=True, px=ttl * 1000):
-        if (redis.get(key) or b"").decode() == run.id:
-            break
-        if time.monotonic() > deadline:
-            raise ConfigurationError("Another sync of this tenant kept running for longer than the job timeout.")
-        time.sleep(0.5)
-    beat = _Heartbeat(redis, key, run.id, ttl)
-    beat.start()
-    return beat
-
-
-def _release(run: SyncRun, beat: _Heartbeat) -> None:
-    beat.stopped.set()
-    redis, key = _redis(), lock_key(run.tenant, run.kind)
-    if (redis.get(key) or b"").decode() == run.id:
-        redis.delete(key)
-
-
 Engine = Callable[[RunContext], tuple[str, str]]
 
 
@@ -337,7 +178,7 @@ def execute(tenant: str, run_id: str, engine: Engine) -> str | None:
     if run is None or run.tenant != tenant or run.status != "queued":
         log.info("sync run %s is not queued any more; nothing to do", run_id)
         return run.status if run is not None else None
-    beat = _acquire(run)
+    beat = acquire(run)
     try:
         session.refresh(run)
         run.status, run.started_at, run.message = "running", utcnow(), ""
@@ -362,7 +203,7 @@ def execute(tenant: str, run_id: str, engine: Engine) -> str | None:
         run.status, run.message, run.finished_at = status, message, utcnow()
         session.commit()
     finally:
-        _release(run, beat)
+        release(run, beat)
     signals.sync_finished.send(current_app._get_current_object(), tenant=tenant, run_id=run_id, kind=run.kind,
                                status=run.status)
     return run.status
@@ -386,7 +227,3 @@ def wait_for(tenant: str, run_id: str, on_progress: Callable[[dict], None] | Non
             return data
         _session().commit()  # end the read transaction so the next poll sees the worker's commits
         time.sleep(poll)
-
-
-def iter_kinds() -> Iterator[str]:
-    yield from JOB_FUNCTIONS

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 from rq import Queue, Worker
 
-from .state import get_state
+from ..state import get_state
 
 
 def get_queue(app: Flask | None = None) -> Queue:

@@ -1,11 +1,10 @@
 """Top-level RQ job functions: they take the tenant and the run id, never ORM objects."""
 from __future__ import annotations
 
-from .runs import execute
+from ..runs import execute
+from .engine import sync_users
 
 
 def run_user_sync(tenant: str, run_id: str) -> str | None:
-    """Execute user sync run ``run_id`` of ``tenant`` (enqueued by :func:`flask_pbx365.sync.runs.request_run`)."""
-    from .users import sync_users
-
+    """Execute user sync run ``run_id`` of ``tenant`` (enqueued by :func:`flask_pbx365.runs.request_run`)."""
     return execute(tenant, run_id, sync_users)

@@ -1,4 +1,4 @@
-"""``flask pbx365 sync users|contacts|presence TENANT`` and ``flask pbx365 sync confirm TENANT [RUN_ID]``.
+"""``flask pbx365 sync <kind> TENANT`` (one command per feature with runs) and ``sync confirm TENANT [RUN_ID]``.
 
 Exit codes: 0 done (or queued, without ``--wait``), 1 failed, 3 waiting for the admin's confirmation.
 ``--wait`` draws progress on stderr and prints the result (JSON with ``--json``) on stdout.
@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Iterable
 
 import click
+from rq import Worker
 
-from . import sync as _sync  # noqa: F401  (registers the users kind and its scheduler dispatcher)
-from .cli import command, tenant_argument
-
-sync_cli = click.Group("sync", help="Run a sync now, or confirm a run held by the mass-change guard.")
+from ..feature import Feature
+from ..models import SyncRun
+from ..runs import confirm_run, request_run, status_json, wait_for
+from ..runs.queue import get_queue
+from .common import command, tenant_argument
 
 EXIT_CODES = {"done": 0, "queued": 0, "running": 0, "failed": 1, "waiting_confirmation": 3}
 
@@ -51,8 +54,6 @@ class ProgressLine:
 
 
 def _finish(data: dict, as_json: bool) -> None:
-    from .models import SyncRun
-
     out = {k: data[k] for k in ("run_id", "kind", "status", "counts", "message")} if as_json else data
     if as_json:
         click.echo(json.dumps(out, indent=2))
@@ -68,8 +69,6 @@ def _finish(data: dict, as_json: bool) -> None:
 
 
 def _follow(tenant: str, run, wait: bool, as_json: bool) -> None:
-    from .sync import status_json, wait_for
-
     if not wait:
         _finish(status_json(run), as_json)
     _warn_without_worker()
@@ -82,28 +81,19 @@ def _follow(tenant: str, run, wait: bool, as_json: bool) -> None:
 
 
 def _warn_without_worker() -> None:
-    from rq import Worker
-
-    from .jobs import get_queue
-
     queue = get_queue()
     if not Worker.all(queue=queue):
         click.echo(f"Warning: no RQ worker listens on the queue {queue.name!r}; start one with "
                    "`flask pbx365 worker` or the run stays queued.", err=True)
 
 
-HELP = {"users": "Sync users from Microsoft 365 to PBX extensions.",
-        "contacts": "Sync personal and shared mailbox contacts to the phonebooks.",
-        "presence": "Sync calendar free/busy to PBX presence."}
+def _kind_command(group: click.Group, feature: Feature) -> None:
+    kind = feature.name
 
-
-def _kind_command(kind: str) -> None:
     def run_kind(tenant: str, dry_run: bool, wait: bool, as_json: bool) -> None:
-        from .sync import request_run
-
         _follow(tenant, request_run(tenant, kind, dry_run=dry_run), wait, as_json)
 
-    run_kind.__doc__ = HELP[kind]
+    run_kind.__doc__ = feature.cli_help or f"Run {feature.label} now."
     run_kind.__name__ = f"sync_{kind}"
     options = (click.option("--dry-run", is_flag=True, help="Show the plan without changing anything."),
                click.option("--wait", is_flag=True, help="Follow the run to its end with a progress bar."),
@@ -111,20 +101,23 @@ def _kind_command(kind: str) -> None:
     fn = tenant_argument(run_kind)
     for option in reversed(options):
         fn = option(fn)
-    command(sync_cli, kind)(fn)
+    command(group, feature.cli_name)(fn)
 
 
-for _kind in HELP:
-    _kind_command(_kind)
-
-
-@command(sync_cli, "confirm")
 @tenant_argument
 @click.argument("run_id", required=False)
 @click.option("--wait", is_flag=True, help="Follow the run to its end with a progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def confirm(tenant: str, run_id: str | None, wait: bool, as_json: bool) -> None:
     """Confirm the run held by the mass-change guard (the newest held one without RUN_ID)."""
-    from .sync import confirm_run
-
     _follow(tenant, confirm_run(tenant, run_id), wait, as_json)
+
+
+def build_sync_cli(features: Iterable[Feature]) -> click.Group:
+    """The ``sync`` group: a command for each feature with runs and a ``cli_name``, then ``confirm``."""
+    group = click.Group("sync", help="Run a sync now, or confirm a run held by the mass-change guard.")
+    for feature in features:
+        if feature.runs and feature.cli_name:
+            _kind_command(group, feature)
+    command(group, "confirm")(confirm)
+    return group

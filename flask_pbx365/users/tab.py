@@ -1,6 +1,6 @@
 """The User Sync tab: options, pickers, Sync now / dry run, live progress, run history and held-run confirmation.
 
-A thin shell over :mod:`flask_pbx365.sync`: the same functions the CLI and the scheduler call.
+A thin shell over :mod:`flask_pbx365.users` and :mod:`flask_pbx365.runs`: the same functions the CLI and the scheduler call.
 """
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from datetime import datetime, timezone
 from flask import abort, flash, jsonify, redirect, request, url_for
 
 from ..exceptions import PBX365Error, SettingsError
-from ..scheduler import next_run
+from ..feature import Tab
+from ..routing import Routes
+from ..runs import confirm_run, list_runs, status_json
+from ..runs.schedule import next_run
 from ..settings import get_settings
-from ..sync import confirm_run, list_runs, status_json
-from ..sync.directory import directory_snapshot, search
-from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
-from .runs import progress, run_detail, run_or_404, start_run
+from ..views.admin import current_tenant, render_tab, save_section
+from ..views.runs import progress, run_detail, run_or_404, start_run
+from .directory import directory_snapshot, search
+from .mapping import options_hash
 
-TABS.append(("pbx365_admin.user_sync", "User Sync"))
+routes = Routes()
 
 BOOLEANS = ("members_only", "photos", "caller_id_from_office_phone", "link_existing", "write_back_phone")
 INTEGERS = ("delete_after_days", "guard_percent", "guard_max")
@@ -91,7 +94,7 @@ def _next(options: dict) -> str | None:
         return None
 
 
-@admin_bp.route("/user-sync", methods=["GET", "POST"])
+@routes.route("/user-sync", methods=["GET", "POST"])
 def user_sync():
     if request.method == "GET":
         return _page(refresh=request.args.get("refresh") == "1")
@@ -113,12 +116,10 @@ def user_sync():
 
 
 def _resync_needed(before: dict, after: dict) -> bool:
-    from ..sync.mapping import options_hash
-
     return options_hash(before) != options_hash({**before, **after})
 
 
-@admin_bp.post("/user-sync/run")
+@routes.post("/user-sync/run")
 def user_sync_run():
     return start_run("users", "pbx365_admin.user_sync", "Sync started.")
 
@@ -127,17 +128,17 @@ def _run_or_404(run_id: str):
     return run_or_404("users", run_id)
 
 
-@admin_bp.get("/user-sync/runs/<run_id>/progress")
+@routes.get("/user-sync/runs/<run_id>/progress")
 def user_sync_progress(run_id: str):
     return progress("users", run_id)
 
 
-@admin_bp.get("/user-sync/runs/<run_id>")
+@routes.get("/user-sync/runs/<run_id>")
 def user_sync_run_detail(run_id: str):
     return run_detail("users", run_id, "pbx365/user_sync.html", ACTIONS)
 
 
-@admin_bp.post("/user-sync/runs/<run_id>/confirm")
+@routes.post("/user-sync/runs/<run_id>/confirm")
 def user_sync_confirm(run_id: str):
     run = _run_or_404(run_id)
     try:
@@ -149,7 +150,7 @@ def user_sync_confirm(run_id: str):
     return redirect(url_for("pbx365_admin.user_sync", run=run.id) + "#progress")
 
 
-@admin_bp.get("/user-sync/directory.json")
+@routes.get("/user-sync/directory.json")
 def user_sync_directory():
     """Search the tenant's users or groups for the pickers: ``?kind=users|groups&q=...``."""
     kind = request.args.get("kind", "users")
@@ -160,3 +161,6 @@ def user_sync_directory():
         q = request.args.get("q", "").lower()
         return jsonify({"items": [d for d in data["departments"] if q in d.lower()], "errors": data["errors"]})
     return jsonify({"items": search(data[kind], request.args.get("q", "")), "errors": data["errors"]})
+
+
+TAB = Tab("user_sync", "User Sync", routes)

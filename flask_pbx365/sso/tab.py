@@ -4,15 +4,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, request, url_for
 
+from ..feature import Tab
 from ..models import UserLink
 from ..redirects import redirect_uris
+from ..routing import Routes
 from ..settings import get_settings
 from ..state import get_state
 from ..tenants import find_config
-from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
+from ..views.admin import current_tenant, render_tab, save_section
 
-if ("pbx365_admin.sign_in", "Sign In") not in TABS:
-    TABS.append(("pbx365_admin.sign_in", "Sign In"))
+routes = Routes()
 
 
 def _lines(name: str) -> list[str]:
@@ -45,7 +46,7 @@ def _page(form: dict | None = None, error: str | None = None, status: int = 200)
     ), status
 
 
-@admin_bp.route("/sign-in", methods=["GET", "POST"])
+@routes.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     if request.method == "GET":
         return _page()
@@ -55,3 +56,6 @@ def sign_in():
         return _page(form=form, error=error, status=400)
     flash("Saved.", "success")
     return redirect(url_for("pbx365_admin.sign_in"))
+
+
+TAB = Tab("sign_in", "Sign In", routes)

@@ -16,6 +16,7 @@ from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX3
 from ..graph import BatchRequest, GraphClient
 from ..host import MailMessage
 from ..models import DeltaState, UserLink
+from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
 from ..tenants import require_connection
@@ -24,7 +25,6 @@ from .guard import check as guard_check
 from .mapping import SELECT, options_hash
 from .photos import sync_photos
 from .plan import REMOVALS, UPSERTS, Action, Plan, Planner
-from .runs import RunContext
 from .scope import Scope
 
 log = logging.getLogger("flask_pbx365.sync")
@@ -390,7 +390,7 @@ class UserSync:
 
 
 def sync_users(ctx: RunContext) -> tuple[str, str]:
-    """The user sync engine for :func:`flask_pbx365.sync.runs.execute`: ``(status, message)``."""
+    """The user sync engine for :func:`flask_pbx365.runs.execute`: ``(status, message)``."""
     return UserSync(ctx).execute()
 
 

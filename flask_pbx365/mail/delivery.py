@@ -1,4 +1,4 @@
-"""The mail job: send one stored message through Graph and record how it ended."""
+"""Delivering one stored message: the top-level RQ job that sends it through Graph and records how it ended."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +11,10 @@ from ..exceptions import ConfigurationError, PBX365Error
 from ..graph import GraphClient
 from ..host import MailAttachment
 from ..models import MailOutboxAttachment, MailOutboxMessage
+from ..signals import mail_finished
 from ..state import get_state
 from .graph_send import Outgoing, send_message
-from .outbox import MailResult, attachments_of, mail_finished, resolve_callback, utcnow
+from .store import MailResult, attachments_of, resolve_callback, utcnow
 
 log = logging.getLogger("flask_pbx365.mail")
 

@@ -6,17 +6,18 @@ import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 
 from ..exceptions import PBX365Error
+from ..feature import Tab
 from ..host import PRESENCE_STATUSES
 from ..models import PresenceState, UserLink
-from ..presence import KIND
 from ..presence.rules import LABELS
+from ..routing import Routes
+from ..runs import list_runs, request_run, run_items, status_json
 from ..settings import get_settings
 from ..state import get_state
-from ..sync import list_runs, request_run, run_items, status_json
-from .admin import TABS, admin_bp, current_tenant, render_tab, save_section
+from ..views.admin import current_tenant, render_tab, save_section
+from .engine import KIND
 
-if ("pbx365_admin.presence", "Presence") not in TABS:
-    TABS.append(("pbx365_admin.presence", "Presence"))
+routes = Routes()
 
 #: Outlook's Show as values in the order Outlook lists them, with its labels.
 SHOW_AS = (("free", "Free"), ("workingElsewhere", "Working elsewhere"), ("tentative", "Tentative"),
@@ -63,7 +64,7 @@ def _page(form: dict | None = None, error: str | None = None, status: int = 200)
     ), status
 
 
-@admin_bp.route("/presence", methods=["GET", "POST"])
+@routes.route("/presence", methods=["GET", "POST"])
 def presence():
     if request.method == "GET":
         return _page()
@@ -86,7 +87,7 @@ def presence():
     return redirect(url_for("pbx365_admin.presence"))
 
 
-@admin_bp.post("/presence/run")
+@routes.post("/presence/run")
 def presence_run():
     try:
         request_run(current_tenant(), KIND, trigger="manual")
@@ -95,3 +96,6 @@ def presence_run():
     else:
         flash("Checking calendars now; reload the page to see the result.", "success")
     return redirect(url_for("pbx365_admin.presence"))
+
+
+TAB = Tab("presence", "Presence", routes)
