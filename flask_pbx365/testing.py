@@ -208,9 +208,13 @@ class EmulatorHandle:
 
 
 def start_emulator(state_dir: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 0,
-                   tenant_files: list[str] = (), log_path: str | os.PathLike | None = None) -> EmulatorHandle:
-    """Start the emulator in a subprocess and wait for its READY line (``EmulatorError`` if it dies)."""
-    cmd = [sys.executable, "-m", "flask_pbx365.emulator", "--host", host, "--port", str(port),
+                   tenant_files: list[str] = (), log_path: str | os.PathLike | None = None,
+                   python: str | None = None) -> EmulatorHandle:
+    """Start the emulator in a subprocess and wait for its READY line (``EmulatorError`` if it dies).
+
+    ``python`` is the interpreter to run it with (default: this one), e.g. a venv with the installed wheel.
+    """
+    cmd = [python or sys.executable, "-m", "flask_pbx365.emulator", "--host", host, "--port", str(port),
            "--state-dir", str(state_dir)]
     for f in tenant_files:
         cmd += ["--tenant-file", str(f)]

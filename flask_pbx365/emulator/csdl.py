@@ -1,8 +1,8 @@
 """Microsoft Graph's CSDL ($metadata) as a lookup: entity/complex types, their properties, and request paths.
 
-The schema files (``$PBX365_GRAPH_METADATA/v1.0-*.csdl``, else ``/work/shared/graph-metadata``, else the
-gzipped copies bundled in ``metadata/``) are parsed lazily with ElementTree, once per process per file. Type names are fully qualified (``microsoft.graph.user``); aliases
-(``graph.``) are resolved.
+The schema files (``$PBX365_GRAPH_METADATA/v1.0-*.csdl``, else the gzipped copies bundled in ``metadata/``) are
+parsed lazily with ElementTree, once per process per file. Type names are fully qualified
+(``microsoft.graph.user``); aliases (``graph.``) are resolved.
 """
 from __future__ import annotations
 
@@ -189,9 +189,9 @@ def _load(path: str) -> Schema:
 
 def metadata_path(cloud_file: str = "v1.0-Prod.csdl") -> Path:
     """Where ``cloud_file`` is read from (see the module docstring for the search order)."""
-    for d in (os.environ.get("PBX365_GRAPH_METADATA"), "/work/shared/graph-metadata"):
-        if d and (Path(d) / cloud_file).exists():
-            return Path(d) / cloud_file
+    folder = os.environ.get("PBX365_GRAPH_METADATA")
+    if folder and (Path(folder) / cloud_file).exists():
+        return Path(folder) / cloud_file
     return BUNDLED_DIR / f"{cloud_file}.gz"
 
 
