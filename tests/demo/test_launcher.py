@@ -48,7 +48,10 @@ def demo(tmp_path, database_url, nginx_path):
     ports = {"DEMO_PORT": free_port(), "SBC_PORT": free_port(), "EMULATOR_PORT": free_port()}
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DEMO_PUBLIC_URL", "DEMO_SBC_URL")}
     env.update({k: str(v) for k, v in ports.items()}, DATABASE_URL=database_url, PYTHONUNBUFFERED="1",
-               DEMO_API_TOKEN="launcher-token")
+               DEMO_API_TOKEN="launcher-token",
+               # demo_app is not in the library's wheel: it runs from the checkout, as `make demo` does there.
+               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                        env.get("PYTHONPATH")])))
     process = subprocess.Popen([sys.executable, "-m", "demo_app.launcher"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                stdin=subprocess.DEVNULL)
