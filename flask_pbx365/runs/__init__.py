@@ -20,7 +20,7 @@ from .history import (
            run_items,
            status_json,
 )
-from .lifecycle import RunContext, confirm_run, execute, label_of, request_run, wait_for
+from .lifecycle import RunContext, confirm_run, execute, request_run, wait_for
 
-__all__ = ["ACTIVE", "FINISHED", "RunContext", "confirm_run", "execute", "get_run", "label_of", "list_runs",
+__all__ = ["ACTIVE", "FINISHED", "RunContext", "confirm_run", "execute", "get_run", "list_runs",
            "refresh_if_stale", "request_run", "run_items", "status_json", "wait_for"]

@@ -41,12 +41,6 @@ def _redis():
     return get_state().redis()
 
 
-def label_of(kind: str) -> str:
-    """The admin-readable name of a run kind ("User sync")."""
-    feature = get_state().feature(kind)
-    return feature.label if feature is not None else kind
-
-
 def _enqueue(run: SyncRun) -> None:
     fn = get_state().feature(run.kind).job
     cfg = current_app.config
