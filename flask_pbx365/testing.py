@@ -19,6 +19,10 @@ Fixtures:
     Administrator), ``alice`` (Sales), ``bob`` (Sales), ``carol`` (Engineering), ``dave`` (disabled), and a guest;
     groups ``Sales`` (alice, bob) and ``Everyone`` (the ``Sales`` group nested, plus carol).
 
+``--pbx365-host MODULE:FACTORY``
+    Runs the host-adapter conformance kit (:mod:`flask_pbx365.conformance`) against the harness ``FACTORY``
+    returns: ``pytest --pbx365-host mypbx.adapter:make_harness``.
+
 Also :func:`make_certificate` (a self-signed key pair for app registrations) for tests that need one.
 Nothing heavy is imported at module import: pytest loads this plugin in every session.
 """
@@ -239,6 +243,19 @@ def start_emulator(state_dir: str | os.PathLike, *, host: str = "127.0.0.1", por
             raise EmulatorError(f"The emulator did not start; see {log.name}.")
         time.sleep(0.05)
     return EmulatorHandle(found["base"], found["ca"], proc)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pbx365", "flask_pbx365")
+    group.addoption("--pbx365-host", metavar="MODULE:FACTORY", default=None,
+                    help="run the PBXHost conformance kit against the HostHarness that FACTORY returns "
+                         "(see flask_pbx365.conformance)")
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """With ``--pbx365-host``, the kit's module is collected too (alone, when no other path is given)."""
+    if getattr(early_config.known_args_namespace, "pbx365_host", None):
+        args.append(str(Path(__file__).with_name("conformance.py")))
 
 
 @pytest.fixture(scope="session")

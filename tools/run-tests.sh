@@ -88,7 +88,7 @@ EOF
 }
 
 # Suites that never touch the portal's database (the emulator and the Graph client) run in the SQLite pass only.
-DB_FREE_SUITES=(tests/emulator tests/emulator_outlook tests/graph tests/wheel)
+DB_FREE_SUITES=(tests/emulator tests/emulator_outlook tests/graph tests/wheel tests/hosts)
 
 declare -A result
 overall=0

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("views, CLI and jobs", ("*.tab", "*.jobs", "sso.routes", "notifications.webhook", "views", "cli", "scheduler")),
     ("features", ("*.feature", "features")),
     ("extension", ("extension", "")),
+    ("host-adapter conformance kit", ("conformance",)),
 ]
 APART = ("emulator", "testing")
 

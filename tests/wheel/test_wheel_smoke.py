@@ -3,7 +3,8 @@
 Nothing of the source tree is importable there: the venv runs from a folder outside the checkout, with the
 minimal host of the integration guide (docs/minimal_host.py). Each pass migrates with ``flask pbx365 db upgrade``,
 starts the emulator from the installed package, connects the tenant, renders every tab, runs
-``test-connection`` and one user sync through ``flask pbx365 worker``. It runs twice: with the newest releases
+``test-connection`` and one user sync through ``flask pbx365 worker``, then runs the host-adapter conformance kit
+(``pytest --pbx365-host minimal_host:make_harness``) from the installed package. It runs twice: with the newest releases
 pip finds, and with the lowest versions setup.cfg declares.
 """
 from __future__ import annotations
@@ -137,5 +138,12 @@ def test_installed_wheel_migrates_renders_connects_and_syncs(versions, wheel, tm
                    and u.get("accountEnabled", True)]
         assert created >= 1 and created <= len(members)
         assert int(run(str(python), "-c", COUNT_USERS)) == created
+
+        # The conformance kit ships in the wheel: the guide's host passes it from the installed package.
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "pytest"],
+                       check=True, timeout=600)
+        kit = run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pbx365-host",
+                  "minimal_host:make_harness")
+        assert re.search(r"\b3\d passed", kit) and "failed" not in kit, kit
     finally:
         emulator.stop()
