@@ -122,7 +122,7 @@ def users_delta() -> Response:
     charge_directory(2)
     basic_only = not has_permission(*FULL_USERS)
     minimal = prefer().get("return") == "minimal"
-    n = page_size(100, 999)
+    n = page_size(100, 999, allow_top=False)  # users delta ignores $top (delta-query-overview)
     state = _state()
     select = state["sel"]
     first = state.pop("first", False)

@@ -35,6 +35,10 @@ ITEM_ACTION = {"create": "created", "link": "linked", "update": "updated", "enab
                "disable": "disabled", "delete": "deleted", "skip": "skipped"}
 
 
+#: ``$top`` of a full read of ``/users``: Graph's maximum page size for users.
+FULL_PAGE_SIZE = 999
+
+
 def batch_size() -> int:
     return max(1, int(get_state().app.config["PBX365_SYNC_BATCH_SIZE"]))
 
@@ -84,9 +88,24 @@ class UserSync:
     def _round(self, client: GraphClient, delta_link: str | None) -> tuple[dict[str, dict], bool, str]:
         full = delta_link is None
         self.ctx.report(force=True, phase="reading", pages=0, read=0, full=full)
-        rnd = client.delta("/users/delta", params={"$select": ",".join(SELECT)}) if full else client.delta(delta_link)
+        select = ",".join(SELECT)
+        if full:
+            # Fewest requests: users delta pages are small and take no $top, so a full round takes the deltaLink
+            # for "now" first ($deltatoken=latest, no data) and then lists /users 999 a page. A change made during
+            # the listing comes again in the next round, which applies it once more: nothing is lost.
+            start = client.delta("/users/delta", params={"$select": select, "$deltatoken": "latest"})
+            for _ in start:
+                pass
+            next_link = start.delta_link
+            pages: Iterable[list[dict]] = (page.get("value") or [] for page in client.iter_pages(
+                "/users", params={"$select": select, "$top": str(FULL_PAGE_SIZE)}))
+        else:
+            rnd = client.delta(delta_link)
+            pages = rnd
         users: dict[str, dict] = {}
-        for page in rnd:
+        count = 0
+        for page in pages:
+            count += 1
             for item in page:
                 oid = str(item.get("id") or "").lower()
                 if not oid:
@@ -97,10 +116,11 @@ class UserSync:
                     users[oid] = item
                 else:
                     users[oid] = {**previous, **item}
-            self.ctx.report(pages=rnd.pages, read=len(users))
+            self.ctx.report(pages=count, read=len(users))
         if not full:
             self._complete_partial(client, users)
-        return users, full, rnd.delta_link
+            next_link = rnd.delta_link
+        return users, full, next_link
 
     def _complete_partial(self, client: GraphClient, users: dict[str, dict]) -> None:
         """Delta may return only changed properties: read such users whole, so no decision rests on a guess."""

@@ -37,8 +37,7 @@ def test_cli_wait_prints_result_and_progress_on_stderr(env):
         assert "%" in result.stderr
         # the guard's exit code: 3
         env.emulator.reset_delta(env.tid)
-        env.emulator.add_fault(method="GET", path=r"/v1\.0/users/delta\?.*select", times=1, body={
-            "value": [], "@odata.deltaLink": f"{env.emulator.base_url}/v1.0/users/delta?$deltatoken=x"})
+        env.emulator.add_fault(method="GET", path=r"/v1\.0/users\?.*select", times=1, body={"value": []})
         held = runner.invoke(args=["pbx365", "sync", "users", "acme", "--wait", "--json"])
         assert held.exit_code == 3, held.output
         assert json.loads(held.stdout)["status"] == "waiting_confirmation"
@@ -145,8 +144,7 @@ def test_tab_sync_now_progress_history_and_details(env, admin_client):
 def test_tab_confirms_a_held_run(env, admin_client):
     env.sync()
     env.emulator.reset_delta(env.tid)
-    env.emulator.add_fault(method="GET", path=r"/v1\.0/users/delta\?.*select", times=1, body={
-        "value": [], "@odata.deltaLink": f"{env.emulator.base_url}/v1.0/users/delta?$deltatoken=x"})
+    env.emulator.add_fault(method="GET", path=r"/v1\.0/users\?.*select", times=1, body={"value": []})
     held = env.sync()
     html = admin_client.get(TAB).get_data(as_text=True)
     assert "waiting for your confirmation" in html

@@ -50,8 +50,11 @@ def test_filter_change_forces_full_resync_and_deprovisions_out_of_scope(env):
     env.emulator.clear_requests()
     result = env.sync()
     assert result["message"].startswith("Full sync (filters or mapped fields changed)")
-    delta = [e for e in env.emulator.requests_log() if "/users/delta" in e["path"]]
-    assert "deltatoken" not in (delta[0]["path"] + delta[0]["query"]).lower()
+    log = env.emulator.requests_log()
+    delta = [e for e in log if "/users/delta" in e["path"]]
+    # A full read: the deltaLink for "now", then /users 999 a page (never the stored token)
+    assert len(delta) == 1 and "deltatoken=latest" in (delta[0]["path"] + delta[0]["query"]).lower()
+    assert any(e["path"].endswith("/v1.0/users") and "999" in e["query"] for e in log)
     synced = env.synced()
     assert synced["alice"]["enabled"] and synced["bob"]["enabled"]
     assert not synced["carol"]["enabled"] and not synced["admin"]["enabled"]
@@ -70,10 +73,10 @@ def test_expired_delta_token_means_full_resync(env):
 
 
 def _empty_directory_fault(env, users: list[dict] | None = None) -> None:
-    """The next full round's first page answers with ``users`` (none: an empty directory) and a deltaLink."""
+    """The next full read of /users answers with ``users`` (none: an empty directory) on its only page."""
     base = env.emulator.base_url
-    env.emulator.add_fault(method="GET", path=r"/v1\.0/users/delta\?.*select", times=1, body={
-        "value": users or [], "@odata.deltaLink": f"{base}/v1.0/users/delta?$deltatoken=bogus"})
+    env.emulator.add_fault(method="GET", path=r"/v1\.0/users\?.*select", times=1, body={
+        "value": users or []})
 
 
 def test_guard_holds_a_run_against_an_empty_directory_until_confirmed(env):
