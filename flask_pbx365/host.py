@@ -9,10 +9,13 @@ as a string. Extensions are strings. Presence statuses are the values of :data:`
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Callable, Iterable, Literal, Protocol, runtime_checkable
 
 from flask import Response
+
+from .exceptions import ExtensionInUseError, PBX365Error
 
 PRESENCE_STATUSES = ("available", "away", "dnd", "lunch", "business_trip", "holiday")
 PresenceStatus = Literal["available", "away", "dnd", "lunch", "business_trip", "holiday"]
@@ -99,6 +102,47 @@ class PublicURLs:
 
     portal: str
     sbc: str | None = None
+
+
+@dataclass
+class UserChange:
+    """One user's writes in a batch (:meth:`PBXHostBatch.apply_users`), applied in this order.
+
+    ``user_id`` ``None`` creates an enabled user (``username``, ``extension``); else ``fields`` update it (a
+    ``None`` field is left alone). ``enabled`` (``None``: unchanged), the caller ID when ``set_caller_id``, then
+    ``join_groups`` / ``leave_groups``. ``delete`` deletes the user and ignores the rest. ``key`` is the caller's
+    reference, given back in the result.
+    """
+
+    key: str
+    user_id: str | None = None
+    username: str | None = None
+    extension: str | None = None
+    fields: UserFields | None = None
+    enabled: bool | None = None
+    set_caller_id: bool = False
+    caller_id: str | None = None
+    join_groups: tuple[str, ...] = ()
+    leave_groups: tuple[str, ...] = ()
+    delete: bool = False
+
+
+@dataclass
+class UserChangeResult:
+    """The outcome of one :class:`UserChange`: ``error`` is ``None`` when all of it was applied.
+
+    ``user`` is the user after the change (always given for a create; ``None`` after a delete or an error).
+    An error leaves that user as it was; :class:`~flask_pbx365.exceptions.ExtensionInUseError` on a create means
+    the number was taken, and the caller tries another.
+    """
+
+    key: str
+    user: HostUser | None = None
+    error: PBX365Error | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @runtime_checkable
@@ -199,3 +243,74 @@ class PBXHost(Protocol):
     def send_mail(self, tenant: str, message: MailMessage) -> None:
         """Send through the host's mail transport (the extension's admin notices use it). A host that routes its
         notification mail through :func:`flask_pbx365.mail.send_mail` when the Mail tab is on covers these too."""
+
+
+class PBXHostBatch(Protocol):
+    """Optional batch operations a host may add to :class:`PBXHost` for large tenants.
+
+    A host without them works unchanged: :func:`get_users` and :func:`apply_users` fall back to the per-user
+    methods. A host with them does a batch in a few statements (one tenant lookup, bulk inserts and updates) inside
+    the caller's transaction: the extension commits after each batch, so a crash leaves no half-applied user.
+    """
+
+    def get_users(self, tenant: str, user_ids: list[str]) -> dict[str, HostUser]:
+        """The users of ``user_ids`` that exist in ``tenant``, by id (missing ids are left out)."""
+
+    def apply_users(self, tenant: str, changes: list[UserChange]) -> list[UserChangeResult]:
+        """Apply ``changes``; one result per change, in order. One bad change fails alone, with its reason
+        (a :class:`~flask_pbx365.exceptions.PBX365Error`); the others are applied."""
+
+
+def get_users(host: PBXHost, tenant: str, user_ids: Iterable[str]) -> list[HostUser]:
+    """The existing users among ``user_ids``: the host's batch ``get_users`` when it has one, else ``get_user``."""
+    ids = list(dict.fromkeys(user_ids))
+    batch = getattr(host, "get_users", None)
+    if callable(batch):
+        found = batch(tenant, ids)
+        return [found[i] for i in ids if i in found]
+    return [user for user in (host.get_user(tenant, i) for i in ids) if user is not None]
+
+
+def apply_users(host: PBXHost, tenant: str, changes: list[UserChange],
+                savepoint: Callable[[], AbstractContextManager] = nullcontext) -> list[UserChangeResult]:
+    """Apply ``changes`` through the host's batch ``apply_users`` when it has one, else one user at a time with
+    the per-user methods, each inside ``savepoint()`` (e.g. ``db.session.begin_nested``) so a failure undoes only
+    that user's writes."""
+    batch = getattr(host, "apply_users", None)
+    if callable(batch):
+        results = batch(tenant, changes)
+        if len(results) != len(changes) or [r.key for r in results] != [c.key for c in changes]:
+            raise PBX365Error("The PBX's apply_users answered a different list of changes than it was given.")
+        return results
+    results = []
+    for change in changes:
+        try:
+            with savepoint():
+                results.append(UserChangeResult(change.key, _apply_one(host, tenant, change)))
+        except PBX365Error as exc:
+            results.append(UserChangeResult(change.key, error=exc))
+    return results
+
+
+def _apply_one(host: PBXHost, tenant: str, change: UserChange) -> HostUser | None:
+    if change.delete:
+        host.delete_user(tenant, change.user_id)
+        return None
+    if change.user_id is None:
+        if not host.is_extension_free(tenant, change.extension or ""):
+            raise ExtensionInUseError(change.extension or "")
+        user = host.create_user(tenant, change.username or "", change.extension or "", change.fields or UserFields())
+    elif change.fields is not None:
+        user = host.update_user(tenant, change.user_id, change.fields)
+    else:
+        user = None
+    user_id = user.id if user is not None else change.user_id
+    if change.enabled is not None:
+        host.set_user_enabled(tenant, user_id, change.enabled)
+    if change.set_caller_id:
+        host.set_caller_id(tenant, user_id, change.caller_id)
+    for group in change.join_groups:
+        host.set_group_membership(tenant, group, user_id, True)
+    for group in change.leave_groups:
+        host.set_group_membership(tenant, group, user_id, False)
+    return user

@@ -6,7 +6,7 @@ The views, the CLI and the RQ job all end up in :func:`sync_users`.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ..connection import client_options, credentials_for
 from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error
 from ..graph import BatchRequest, GraphClient
-from ..host import MailMessage
+from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
 from ..models import DeltaState, UserLink
 from ..runs import RunContext
 from ..settings import get_settings
@@ -35,6 +35,8 @@ ITEM_ACTION = {"create": "created", "link": "linked", "update": "updated", "enab
                "disable": "disabled", "delete": "deleted", "skip": "skipped"}
 
 
+#: Object ids per ``IN (...)`` lookup of links (well under every database's bound-parameter limit).
+LOOKUP_CHUNK = 500
 #: ``$top`` of a full read of ``/users``: Graph's maximum page size for users.
 FULL_PAGE_SIZE = 999
 
@@ -153,17 +155,16 @@ class UserSync:
             except GraphError as exc:
                 return "failed", f"Reading users from Microsoft 365 failed: {exc} Nothing was changed."
             ctx.report(force=True, phase="planning")
-            links = list(self.session.scalars(sa.select(UserLink).where(
-                UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id)))
-            host_users = self.host.list_users(self.tenant)
             now = datetime.now(timezone.utc)
+            links, host_users = self._known(users, full, now)
             planner = Planner(self.options, scope, links, host_users, now)
             for oid, user in users.items():
                 planner.consider(oid, user)
             plan = planner.finish(full, set(users))
             if self.graph_errors:
                 plan.actions = [a for a in plan.actions if a.kind not in REMOVALS]
-            linked = sum(1 for link in links if link.state in ("active", "disabled"))
+            linked = self.session.scalar(sa.select(sa.func.count()).select_from(UserLink).where(
+                self._mine(), UserLink.state.in_(("active", "disabled"))))
             verdict = guard_check(plan.removals, linked, int(self.options["guard_percent"]),
                                   int(self.options["guard_max"]), ctx.confirmed)
             allocator = ExtensionAllocator.for_users(self.host, self.tenant, self.options["start_extension"],
@@ -189,6 +190,39 @@ class UserSync:
             self._save_state(state, delta_link, scope, full, now)
             ctx.commit()
             return "done", self._summary(full)
+
+    # --- what the PBX side knows ------------------------------------------------------------------------------
+
+    def _mine(self) -> sa.ColumnElement[bool]:
+        return sa.and_(UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id)
+
+    def _known(self, users: dict[str, dict], full: bool, now: datetime) -> tuple[list[UserLink], list[HostUser]]:
+        """The links and PBX users this round's plan needs.
+
+        A full round needs them all (whoever was not returned is gone). An incremental round costs what it
+        brings: the links of the users it returned plus the disabled users whose deletion came due, and only
+        those users from the PBX, unless someone unlinked came (to link by UPN or email, or to create on a free
+        extension, the PBX's users are listed once).
+        """
+        if full:
+            links = list(self.session.scalars(sa.select(UserLink).where(self._mine())))
+            return links, self.host.list_users(self.tenant)
+        links = []
+        oids = sorted(users)
+        for start in range(0, len(oids), LOOKUP_CHUNK):
+            links += self.session.scalars(sa.select(UserLink).where(
+                self._mine(), UserLink.object_id.in_(oids[start:start + LOOKUP_CHUNK])))
+        if self.options["deprovision"] == "delete":
+            due = now - timedelta(days=int(self.options["delete_after_days"]))
+            seen = {link.id for link in links}
+            links += [link for link in self.session.scalars(sa.select(UserLink).where(
+                self._mine(), UserLink.state == "disabled", UserLink.disabled_at <= due)) if link.id not in seen]
+        by_oid = {link.object_id.lower(): link for link in links}
+        newcomer = any("@removed" not in user and (oid not in by_oid or by_oid[oid].state == "deleted")
+                       for oid, user in users.items())
+        if newcomer:
+            return links, self.host.list_users(self.tenant)
+        return links, get_users(self.host, self.tenant, [link.host_user_id for link in links])
 
     def _summary(self, full: bool) -> str:
         how = f"Full sync ({self.full_reason})" if full else "Incremental sync"
@@ -247,22 +281,7 @@ class UserSync:
         self.ctx.report(force=True, phase="applying", done=0, total=len(actions))
         done = 0
         for batch in self._batches(actions):
-            write_back: list[tuple[Action, str]] = []
-            for action in batch:
-                if action.kind == "skip":
-                    self.ctx.item("skipped", action.user, detail=action.reason)
-                    continue
-                try:
-                    with self.session.begin_nested():
-                        extension = self._apply_one(action, allocator, group, old_group, now)
-                except PBX365Error as exc:
-                    self.ctx.item("error", action.user, detail=f"{action.reason}: {exc}" if action.reason
-                                  else str(exc), object_id=action.object_id, upn=action.upn, name=action.name)
-                    continue
-                if extension and self.options["write_back_phone"] and action.kind in (*UPSERTS, "writeback"):
-                    phones = action.user.get("businessPhones")
-                    if phones != [extension]:
-                        write_back.append((action, extension))
+            write_back = self._apply_batch(batch, allocator, group, old_group, now)
             done += len(batch)
             self.ctx.report(done=done)
             self.ctx.commit()  # the batch's host changes, links and details together
@@ -276,61 +295,86 @@ class UserSync:
             if write_back:
                 self.ctx.commit()
 
-    def _apply_one(self, action: Action, allocator: ExtensionAllocator, group: str, old_group: str | None,
-                   now: datetime) -> str | None:
-        """Apply one upsert; returns the user's extension (None for actions that touch no PBX user)."""
-        host, tenant, user, mapped = self.host, self.tenant, action.user, action.mapped
-        link = action.link
-        if action.kind == "relabel":
-            link.user_principal_name = user.get("userPrincipalName")
-            link.display_name = user.get("displayName")
-            return None
-        if action.kind == "writeback":
-            return action.host_user.extension
-        if action.kind == "forget":
-            link.state, link.reason = "deleted", action.reason
-            return None
+    def _apply_batch(self, batch: list[Action], allocator: ExtensionAllocator, group: str, old_group: str | None,
+                     now: datetime) -> list[tuple[Action, str]]:
+        """Apply one batch's upserts in one host call (plus a retry round for extensions taken meanwhile); the
+        links are written after. Returns the (action, extension) pairs whose business phone to write back."""
+        changes: dict[str, tuple[Action, UserChange]] = {}
+        for index, action in enumerate(batch):
+            if action.kind == "skip":
+                self.ctx.item("skipped", action.user, detail=action.reason)
+            elif action.kind == "relabel":
+                action.link.user_principal_name = action.user.get("userPrincipalName")
+                action.link.display_name = action.user.get("displayName")
+            elif action.kind == "forget":
+                action.link.state, action.link.reason = "deleted", action.reason
+            elif action.kind != "writeback":
+                changes[str(index)] = (action, self._change(str(index), action, group, old_group))
+        creates = [c for a, c in changes.values() if a.kind == "create"]
+        others = [c for a, c in changes.values() if a.kind != "create"]
+        results = {r.key: r for r in self._host_apply(others)}
+        results.update(allocator.create_all(creates, self._host_apply))
+        created = {results[c.key].user.id for c in creates if results[c.key].ok}
+        if created:
+            self._free_host_ids(created)
+        write_back: list[tuple[Action, str]] = []
+        for key, (action, _) in changes.items():
+            result = results[key]
+            if not result.ok:
+                self.ctx.item("error", action.user, detail=f"{action.reason}: {result.error}" if action.reason
+                              else str(result.error), object_id=action.object_id, upn=action.upn, name=action.name)
+                continue
+            extension = self._record_upsert(action, result.user if action.kind == "create" else action.host_user,
+                                            now)
+            if self.options["write_back_phone"] and action.user.get("businessPhones") != [extension]:
+                write_back.append((action, extension))
+        if self.options["write_back_phone"]:
+            write_back += [(a, a.host_user.extension) for a in batch if a.kind == "writeback"
+                           and a.user.get("businessPhones") != [a.host_user.extension]]
+        self.session.flush()
+        return write_back
+
+    def _host_apply(self, changes: list[UserChange]) -> list[UserChangeResult]:
+        return apply_users(self.host, self.tenant, changes, self.session.begin_nested) if changes else []
+
+    def _change(self, key: str, action: Action, group: str, old_group: str | None) -> UserChange:
+        mapped = action.mapped
+        leave = (old_group,) if old_group and old_group != group else ()
+        common = dict(key=key, fields=mapped.fields, set_caller_id=mapped.manage_caller_id,
+                      caller_id=mapped.caller_id, join_groups=(group,), leave_groups=leave)
         if action.kind == "create":
-            host_user = allocator.create(user.get("userPrincipalName") or user["id"], mapped.fields)
-            self._free_host_id(host_user.id, link)
-            if link is None:
-                link = UserLink(tenant=tenant, directory_id=self.directory_id, object_id=user["id"].lower(),
-                                host_user_id=host_user.id, created_at=now)
-                self.session.add(link)
-            link.host_user_id = host_user.id
+            return UserChange(username=action.user.get("userPrincipalName") or action.user["id"], **common)
+        return UserChange(user_id=action.host_user.id, enabled=True if action.kind == "enable" else None, **common)
+
+    def _record_upsert(self, action: Action, host_user: HostUser, now: datetime) -> str:
+        """The link and the run item of one applied upsert; returns the user's extension."""
+        user, mapped, link = action.user, action.mapped, action.link
+        if link is None:
+            link = UserLink(tenant=self.tenant, directory_id=self.directory_id, object_id=user["id"].lower(),
+                            host_user_id=host_user.id, created_at=now)
+            self.session.add(link)
+        link.host_user_id = host_user.id
+        if action.kind == "create":
             link.photo_etag = None
-        else:
-            host_user = action.host_user
-            if action.kind == "link":
-                link = UserLink(tenant=tenant, directory_id=self.directory_id, object_id=user["id"].lower(),
-                                host_user_id=host_user.id, created_at=now)
-                self.session.add(link)
-            host.update_user(tenant, host_user.id, mapped.fields)
-            if action.kind == "enable":
-                host.set_user_enabled(tenant, host_user.id, True)
-        if mapped.manage_caller_id:
-            host.set_caller_id(tenant, host_user.id, mapped.caller_id)
-        host.set_group_membership(tenant, group, host_user.id, True)
-        if old_group and old_group != group:
-            host.set_group_membership(tenant, old_group, host_user.id, False)
         link.state, link.reason, link.disabled_at = "active", None, None
         link.user_principal_name = user.get("userPrincipalName")
         link.display_name = user.get("displayName")
         link.fields_hash = mapped.digest()
         link.last_seen_at = now
-        self.session.flush()
         detail = "; ".join(x for x in (action.reason, mapped.caller_id_note) if x)
         self.ctx.item(ITEM_ACTION[action.kind], user, extension=host_user.extension, detail=detail)
         return host_user.extension
 
-    def _free_host_id(self, host_user_id: str, keep: UserLink | None) -> None:
-        """A host that reuses ids may hand out the id of a user deleted behind the sync's back."""
-        stale = self.session.scalar(sa.select(UserLink).where(UserLink.tenant == self.tenant,
-                                                              UserLink.host_user_id == host_user_id))
-        if stale is not None and stale is not keep:
-            stale.host_user_id = f"gone-{stale.id}"
-            stale.state, stale.reason = "deleted", "the PBX user was deleted in the PBX"
-            self.session.flush()
+    def _free_host_ids(self, host_user_ids: set[str]) -> None:
+        """A host that reuses ids may hand out the id of a user deleted behind the sync's back: that old link
+        is marked deleted before a new one takes the id."""
+        ids = sorted(host_user_ids)
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            for stale in self.session.scalars(sa.select(UserLink).where(
+                    UserLink.tenant == self.tenant, UserLink.host_user_id.in_(ids[start:start + LOOKUP_CHUNK]))):
+                stale.host_user_id = f"gone-{stale.id}"
+                stale.state, stale.reason = "deleted", "the PBX user was deleted in the PBX"
+        self.session.flush()
 
     def _apply_removals(self, plan: Plan, now: datetime) -> None:
         removals = plan.of(*REMOVALS)
@@ -339,23 +383,20 @@ class UserSync:
         self.ctx.report(force=True, phase="deprovisioning", done=0, total=len(removals))
         done = 0
         for batch in self._batches(removals):
-            for action in batch:
+            changes = [UserChange(str(i), user_id=a.host_user.id, delete=a.kind == "delete",
+                                  enabled=False if a.kind == "disable" else None) for i, a in enumerate(batch)]
+            for action, result in zip(batch, self._host_apply(changes)):
                 link, host_user = action.link, action.host_user
-                try:
-                    with self.session.begin_nested():
-                        if action.kind == "disable":
-                            self.host.set_user_enabled(self.tenant, host_user.id, False)
-                            link.state, link.disabled_at = "disabled", now
-                        else:
-                            self.host.delete_user(self.tenant, host_user.id)
-                            link.state = "deleted"
-                            link.host_user_id = f"deleted-{link.id}"
-                        link.reason = action.reason
-                        self.session.flush()
-                except PBX365Error as exc:
-                    self.ctx.item("error", action.user, extension=host_user.extension, detail=str(exc),
+                if not result.ok:
+                    self.ctx.item("error", action.user, extension=host_user.extension, detail=str(result.error),
                                   object_id=action.object_id, upn=action.upn, name=action.name)
                     continue
+                if action.kind == "disable":
+                    link.state, link.disabled_at = "disabled", now
+                else:
+                    link.state = "deleted"
+                    link.host_user_id = f"deleted-{link.id}"
+                link.reason = action.reason
                 self.ctx.item(ITEM_ACTION[action.kind], action.user, extension=host_user.extension,
                               detail=action.reason, object_id=action.object_id, upn=action.upn, name=action.name)
             done += len(batch)
