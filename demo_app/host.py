@@ -12,14 +12,18 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Response, current_app, flash, redirect, url_for
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
-from flask_pbx365.exceptions import HostAdapterError
+from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
 from flask_pbx365.host import (PRESENCE_STATUSES, HostTenant, HostUser, MailMessage, PhonebookEntry,
-                               PresenceSource, PresenceStatus, PublicURLs, SignInTarget, UserFields)
+                               PresenceSource, PresenceStatus, PublicURLs, SignInTarget, UserChange,
+                               UserChangeResult, UserFields)
 
 from . import directory
 from .auth import current_admin, sign_in_admin, sign_in_web
-from .models import AppToken, CompanyContact, ExtensionGroup, PersonalContact, Tenant, User, db, utcnow
+from .models import (UNUSABLE_PASSWORD, AppToken, CompanyContact, ExtensionGroup, PersonalContact, Tenant, User, db,
+                     extension_group_members, utcnow)
 from .notifications import deliver
 
 APP_TOKEN_LIFETIME = timedelta(hours=8)
@@ -79,6 +83,119 @@ class DemoHost:
 
     def is_extension_free(self, tenant: str, extension: str) -> bool:
         return directory.user_by_extension(self._tenant(tenant), str(extension)) is None
+
+    # --- batch operations (PBXHostBatch) -------------------------------------------------------------------
+    def get_users(self, tenant: str, user_ids: list[str]) -> dict[str, HostUser]:
+        t = self._tenant(tenant)
+        ids = [int(i) for i in user_ids if str(i).isdigit()]
+        found: dict[str, HostUser] = {}
+        for start in range(0, len(ids), CHUNK):
+            rows = db.session.scalars(sa.select(User).options(selectinload(User.groups)).where(
+                User.tenant_id == t.id, User.id.in_(ids[start:start + CHUNK])))
+            found.update((str(u.id), _host_user(u)) for u in rows)
+        return found
+
+    def apply_users(self, tenant: str, changes: list[UserChange]) -> list[UserChangeResult]:
+        """A batch in a few statements: one tenant lookup, one existence check, bulk INSERT ... RETURNING, bulk
+        UPDATE by primary key, bulk group membership. Deletes go one by one (rare, and the ORM cascades them)."""
+        t = self._tenant(tenant)
+        results = {c.key: UserChangeResult(c.key) for c in changes}
+        creates = [c for c in changes if c.user_id is None and not c.delete]
+        existing = [c for c in changes if c.user_id is not None]
+        ids = {int(c.user_id) for c in existing if str(c.user_id).isdigit()}
+        known = set()
+        for chunk in _chunks(sorted(ids)):
+            known.update(db.session.scalars(sa.select(User.id).where(User.tenant_id == t.id, User.id.in_(chunk))))
+        for c in existing:
+            if not str(c.user_id).isdigit() or int(c.user_id) not in known:
+                results[c.key].error = HostAdapterError(
+                    f"Tenant {tenant!r} has no user with id {c.user_id!r}; it may have been deleted.")
+        for c in [c for c in existing if c.delete and results[c.key].ok]:
+            try:
+                self.delete_user(tenant, c.user_id)
+            except HostAdapterError as exc:
+                results[c.key].error = exc
+        made = self._insert_users(t, creates, results)
+        updates = [c for c in existing if not c.delete and results[c.key].ok]
+        rows = [row for c in updates if (row := _update_row(c))]
+        if rows:
+            db.session.execute(sa.update(User), rows)
+        self._memberships(t, [(made.get(c.key) or int(c.user_id), c) for c in [*creates, *updates]
+                              if results[c.key].ok])
+        touched = {made[c.key] for c in creates if c.key in made} | {int(c.user_id) for c in updates}
+        _expire_users(touched)
+        if touched:
+            users = self.get_users(tenant, [str(i) for i in touched])
+            for c in [*creates, *updates]:
+                user_id = str(made.get(c.key) or c.user_id)
+                if results[c.key].ok:
+                    results[c.key].user = users.get(user_id)
+        return [results[c.key] for c in changes]
+
+    def _insert_users(self, t: Tenant, creates: list[UserChange], results: dict) -> dict[str, int]:
+        """INSERT the new users in one statement; returns their ids by change key (errors go to ``results``)."""
+        if not creates:
+            return {}
+        wanted = [c.extension for c in creates]
+        taken = set()
+        for chunk in _chunks(wanted):
+            taken.update(db.session.scalars(sa.select(User.extension).where(
+                User.tenant_id == t.id, User.extension.in_(chunk))))
+        names = directory.unique_usernames([c.fields.email if c.fields and c.fields.email else c.username or "user"
+                                            for c in creates], t)
+        rows, keys, seen = [], [], set()
+        for c, username in zip(creates, names):
+            if c.extension in taken or c.extension in seen:
+                results[c.key].error = ExtensionInUseError(c.extension)
+                continue
+            seen.add(c.extension)
+            fields = {k: v for k, v in vars(c.fields or UserFields()).items() if v is not None}
+            rows.append({**NEW_USER, "first_name": "", "last_name": "", "display_name": "", "email": None,
+                         "mobile": None, "department": None, "job_title": None, **fields,
+                         "caller_id": (c.caller_id or None) if c.set_caller_id else None,
+                         "enabled": True if c.enabled is None else c.enabled,
+                         "tenant_id": t.id, "username": username, "extension": str(c.extension),
+                         "created_at": utcnow()})
+            keys.append(c.key)
+        if not rows:
+            return {}
+        try:
+            with db.session.begin_nested():
+                ids = db.session.scalars(sa.insert(User).returning(User.id, sort_by_parameter_order=True), rows).all()
+        except IntegrityError:
+            # Another writer took a number or a name between the check and the insert: one by one, so only
+            # those fail (ExtensionInUseError lets the extension try the next number).
+            made = {}
+            for key, row in zip(keys, rows):
+                try:
+                    with db.session.begin_nested():
+                        made[key] = db.session.scalar(sa.insert(User).returning(User.id), row)
+                except IntegrityError as exc:
+                    results[key].error = (ExtensionInUseError(row["extension"]) if "extension" in str(exc.orig)
+                                          else HostAdapterError(f"The username {row['username']} is taken."))
+            return made
+        return dict(zip(keys, ids))
+
+    def _memberships(self, t: Tenant, users: list[tuple[int, UserChange]]) -> None:
+        joins = {(uid, name) for uid, c in users for name in c.join_groups}
+        leaves = {(uid, name) for uid, c in users for name in c.leave_groups}
+        names = {name for _, name in joins | leaves}
+        groups = {name: self._group(t, name, create=any(n == name for _, n in joins)) for name in names}
+        ids = sorted({uid for uid, _ in joins | leaves})
+        current = set()
+        for chunk in _chunks(ids):
+            current.update((uid, gid) for uid, gid in db.session.execute(sa.select(
+                extension_group_members.c.user_id, extension_group_members.c.group_id).where(
+                extension_group_members.c.user_id.in_(chunk))))
+        add = [{"user_id": uid, "group_id": groups[name].id} for uid, name in sorted(joins)
+               if (uid, groups[name].id) not in current]
+        drop = [(uid, groups[name].id) for uid, name in sorted(leaves) if groups[name] is not None
+                and (uid, groups[name].id) in current]
+        if add:
+            db.session.execute(sa.insert(extension_group_members), add)
+        for uid, gid in drop:
+            db.session.execute(sa.delete(extension_group_members).where(
+                extension_group_members.c.user_id == uid, extension_group_members.c.group_id == gid))
 
     # --- extension groups, photos, caller ID --------------------------------------------------------------
     def ensure_group(self, tenant: str, name: str) -> None:
@@ -239,6 +356,35 @@ class DemoHost:
             db.session.add(group)
             db.session.flush()
         return group
+
+
+CHUNK = 500  # ids per IN (...): under every database's bound-parameter limit
+
+
+def _chunks(values: list) -> list[list]:
+    return [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
+
+
+#: The columns of a user the extension creates, besides its profile fields.
+NEW_USER = {"role": "user", "password_hash": UNUSABLE_PASSWORD, "presence_status": "available",
+            "presence_source": "user"}
+
+
+def _update_row(change: UserChange) -> dict | None:
+    """The columns a change sets (for a bulk UPDATE by primary key), or None when it sets none."""
+    row = {k: v for k, v in vars(change.fields or UserFields()).items() if v is not None}
+    if change.enabled is not None:
+        row["enabled"] = change.enabled
+    if change.set_caller_id:
+        row["caller_id"] = change.caller_id or None
+    return {"id": int(change.user_id), **row} if row else None
+
+
+def _expire_users(ids: set[int]) -> None:
+    """Bulk statements bypass the identity map: loaded users would show their old values."""
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, User) and obj.id in ids:
+            db.session.expire(obj)
 
 
 def _host_user(user: User) -> HostUser:

@@ -37,17 +37,8 @@ import pytest
 from flask import Blueprint, Flask, jsonify
 
 from .exceptions import ExtensionInUseError, PBX365Error
-from .host import (
-    PRESENCE_STATUSES,
-    HostTenant,
-    HostUser,
-    MailAttachment,
-    MailMessage,
-    PBXHost,
-    PhonebookEntry,
-    PublicURLs,
-    UserFields,
-)
+from .host import (PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
+                   PublicURLs, UserChange, UserFields, apply_users, get_users)
 from .state import get_state
 
 SOURCE = "microsoft365-kit"
@@ -463,6 +454,74 @@ def test_writes_join_the_extensions_transaction(kit):
     if kit.get(made.id) is not None:
         kit.created.append((made.id, made.extension))
         pytest.fail("a rolled-back create_user was kept")
+
+
+# === batch operations =============================================================================================
+
+
+def test_a_batch_applies_every_good_change_and_fails_each_bad_one_alone(kit):
+    """Through :func:`flask_pbx365.host.apply_users`, as user sync calls it: the host's own ``apply_users``
+    when it has one, else the per-user methods."""
+    keep, gone, toggled = kit.new_user("keep"), kit.new_user("gone"), kit.new_user("toggled", department="Old")
+    with kit.step() as host:
+        host.ensure_group(kit.tenant, GROUP)
+    free = kit.free_extension()
+    changes = [
+        UserChange("new", username="pbx365-kit-batch-new@kit.example", extension=free,
+                   fields=UserFields(first_name="Kit", last_name="Batch", email="pbx365-kit-batch@kit.example"),
+                   set_caller_id=True, caller_id="+14255550177", join_groups=(GROUP,)),
+        UserChange("taken", username="pbx365-kit-batch-taken@kit.example", extension=keep.extension,
+                   fields=UserFields(first_name="Kit", last_name="Taken")),
+        UserChange("missing", user_id="987654321", fields=UserFields(department="Nowhere")),
+        UserChange("update", user_id=toggled.id, fields=UserFields(department="New"), enabled=False,
+                   set_caller_id=True, caller_id="+14255550178", join_groups=(GROUP,)),
+        UserChange("delete", user_id=gone.id, delete=True),
+    ]
+    with kit.step() as host:
+        results = apply_users(host, kit.tenant, changes, kit.db.session.begin_nested)
+    assert [r.key for r in results] == [c.key for c in changes], "one result per change, in order"
+    by_key = {r.key: r for r in results}
+    if by_key["new"].ok and by_key["new"].user is not None:
+        kit.created.append((by_key["new"].user.id, by_key["new"].user.extension))
+    assert isinstance(by_key["taken"].error, ExtensionInUseError), \
+        f"a create on a taken extension must fail with ExtensionInUseError, got {by_key['taken'].error!r}"
+    assert isinstance(by_key["missing"].error, PBX365Error), "a change of a missing user must fail with its reason"
+    for key in ("new", "update", "delete"):
+        assert by_key[key].ok, f"the good change {key!r} failed next to the bad ones: {by_key[key].error}"
+    made = by_key["new"].user
+    assert made is not None and made.extension == free, "a create's result carries the new user"
+    new = kit.get(made.id)
+    assert (new.first_name, new.caller_id, new.enabled, GROUP in new.groups) == ("Kit", "+14255550177", True, True)
+    updated = kit.get(toggled.id)
+    assert (updated.department, updated.enabled, updated.caller_id, GROUP in updated.groups) == (
+        "New", False, "+14255550178", True), f"the update was not applied whole: {updated!r}"
+    assert kit.get(gone.id) is None, "the deleted user is still there"
+    names = [u.username for u in kit.read(lambda host: host.list_users(kit.tenant))]
+    assert not any("batch-taken" in n for n in names), "the refused create left a user behind"
+
+
+def test_batch_reads_find_existing_users_only(kit):
+    one, two = kit.new_user("readone"), kit.new_user("readtwo")
+    found = kit.read(lambda host: get_users(host, kit.tenant, [one.id, "987654321", two.id, one.id]))
+    assert [u.id for u in found] == [one.id, two.id], "get_users returns each existing user once, in order"
+    if kit.h.other_tenant:
+        assert kit.read(lambda host: get_users(host, kit.h.other_tenant, [one.id])) == [], \
+            "get_users of another tenant returned this tenant's user"
+
+
+def test_a_rolled_back_batch_leaves_nothing(kit):
+    if not kit.h.transactional:
+        pytest.skip("the harness says the host's writes are not transactional")
+    user = kit.new_user("batchback", department="Committed")
+    free = kit.free_extension()
+    with kit.app.app_context():
+        apply_users(kit.host, kit.tenant, [
+            UserChange("a", user_id=user.id, fields=UserFields(department="Rolled back")),
+            UserChange("b", username="pbx365-kit-batch-ghost@kit.example", extension=free, fields=UserFields())],
+            kit.db.session.begin_nested)
+        kit.db.session.rollback()
+    assert kit.get(user.id).department == "Committed", "a rolled-back batch update was kept"
+    assert kit.read(lambda host: host.is_extension_free(kit.tenant, free)), "a rolled-back batch create was kept"
 
 
 # === extension groups, photos, caller ID ==========================================================================

@@ -12,6 +12,7 @@ from .feature import Feature
 from .features import select_features
 from .host import PBXHost
 from .sso import signin_button
+from .sqlite import make_host_savepoints_nest
 from .state import PBX365State, get_state
 from .views import CONFIGURE_TAB, build_admin_blueprint, build_public_blueprint
 
@@ -51,6 +52,7 @@ class PBX365:
         for key, value in default_config.DEFAULTS.items():
             app.config.setdefault(key, list(value) if isinstance(value, list) else value)
 
+        make_host_savepoints_nest(app, db)
         features = select_features(self.features, app.config["PBX365_DISABLED_FEATURES"])
         tabs = (CONFIGURE_TAB, *(f.tab for f in features if f.tab is not None))
         app.extensions["pbx365"] = PBX365State(extension=self, app=app, db=db, host=host, features=features,
