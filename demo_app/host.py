@@ -120,20 +120,17 @@ class DemoHost:
         rows = [row for c in updates if (row := _update_row(c))]
         if rows:
             db.session.execute(sa.update(User), rows)
-        self._memberships(t, [(made.get(c.key) or int(c.user_id), c) for c in [*creates, *updates]
-                              if results[c.key].ok])
-        touched = {made[c.key] for c in creates if c.key in made} | {int(c.user_id) for c in updates}
-        _expire_users(touched)
-        if touched:
-            users = self.get_users(tenant, [str(i) for i in touched])
-            for c in [*creates, *updates]:
-                user_id = str(made.get(c.key) or c.user_id)
-                if results[c.key].ok:
-                    results[c.key].user = users.get(user_id)
+        self._memberships(t, [(made[c.key]["id"] if c.key in made else int(c.user_id), c)
+                              for c in [*creates, *updates] if results[c.key].ok])
+        _expire_users({int(c.user_id) for c in updates})
+        for c in creates:
+            if c.key in made:
+                results[c.key].user = _new_host_user(made[c.key], t.slug, list(c.join_groups))
         return [results[c.key] for c in changes]
 
-    def _insert_users(self, t: Tenant, creates: list[UserChange], results: dict) -> dict[str, int]:
-        """INSERT the new users in one statement; returns their ids by change key (errors go to ``results``)."""
+    def _insert_users(self, t: Tenant, creates: list[UserChange], results: dict) -> dict[str, dict]:
+        """INSERT the new users in one statement; returns their rows (with ``id``) by change key (errors go to
+        ``results``)."""
         if not creates:
             return {}
         wanted = [c.extension for c in creates]
@@ -169,12 +166,12 @@ class DemoHost:
             for key, row in zip(keys, rows):
                 try:
                     with db.session.begin_nested():
-                        made[key] = db.session.scalar(sa.insert(User).returning(User.id), row)
+                        made[key] = {**row, "id": db.session.scalar(sa.insert(User).returning(User.id), row)}
                 except IntegrityError as exc:
                     results[key].error = (ExtensionInUseError(row["extension"]) if "extension" in str(exc.orig)
                                           else HostAdapterError(f"The username {row['username']} is taken."))
             return made
-        return dict(zip(keys, ids))
+        return {key: {**row, "id": id_} for key, row, id_ in zip(keys, rows, ids)}
 
     def _memberships(self, t: Tenant, users: list[tuple[int, UserChange]]) -> None:
         joins = {(uid, name) for uid, c in users for name in c.join_groups}
@@ -378,6 +375,13 @@ def _update_row(change: UserChange) -> dict | None:
     if change.set_caller_id:
         row["caller_id"] = change.caller_id or None
     return {"id": int(change.user_id), **row} if row else None
+
+
+def _new_host_user(row: dict, tenant: str, groups: list[str]) -> HostUser:
+    return HostUser(id=str(row["id"]), tenant=tenant, username=row["username"], extension=row["extension"],
+                    first_name=row["first_name"], last_name=row["last_name"], display_name=row["display_name"],
+                    email=row["email"], mobile=row["mobile"], department=row["department"],
+                    job_title=row["job_title"], caller_id=row["caller_id"], enabled=row["enabled"], groups=groups)
 
 
 def _expire_users(ids: set[int]) -> None:

@@ -75,7 +75,7 @@ PBX365_SSO_APP_CODE_TTL: int = 60
 PBX365_SSO_SIGN_OUT_MICROSOFT: bool = False
 
 #: Users per committed batch when a sync applies its plan (host changes and link state commit together).
-PBX365_SYNC_BATCH_SIZE: int = 50
+PBX365_SYNC_BATCH_SIZE: int = 500
 
 #: Seconds a sync's per-tenant Redis lock lives without its heartbeat: how soon a killed worker's run is taken over.
 PBX365_SYNC_LOCK_TTL: int = 60
