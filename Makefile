@@ -33,11 +33,8 @@ demo: $(STAMP)
 	exec $(VPY) -m demo_app.launcher
 
 bench: $(STAMP)
-	@if compgen -G 'tests/bench/test_*.py' >/dev/null || compgen -G 'tests/bench/*_test.py' >/dev/null; then \
-		$(VPY) -m pytest tests/bench -q -s -p tests.fixtures_services -p no:cacheprovider --timeout=$${BENCH_TIMEOUT:-1800}; \
-	else \
-		echo "no benchmarks yet"; \
-	fi
+	bash tools/ensure-deps.sh postgres
+	bash tools/bench.sh
 
 deps:
 	bash tools/ensure-deps.sh make venv postgres nginx chromium

@@ -128,6 +128,32 @@ class DemoHost:
                 results[c.key].user = _new_host_user(made[c.key], t.slug, list(c.join_groups))
         return [results[c.key] for c in changes]
 
+    def apply_phonebook(self, tenant: str, user_id: str | None, source: str, upserts: list[PhonebookEntry],
+                        deletes: list[str]) -> dict[str, HostAdapterError]:
+        """One phonebook's writes: one lookup of the rows by key, bulk INSERT, bulk UPDATE, one DELETE."""
+        if user_id is None:
+            model, owner = CompanyContact, {"tenant_id": self._tenant(tenant).id}
+        else:
+            model, owner = PersonalContact, {"user_id": self._user(tenant, user_id).id}
+        scope = [getattr(model, k) == v for k, v in owner.items()] + [model.source == source]
+        keys = [e.key for e in upserts]
+        ids: dict[str, int] = {}
+        for chunk in _chunks(keys):
+            ids.update(db.session.execute(sa.select(model.key, model.id).where(*scope, model.key.in_(chunk))).all())
+        latest = {e.key: e for e in upserts}  # the same key twice: the last one wins, as upserts one by one would
+        new = [{**owner, "source": source, "key": k, **_entry_row(e)} for k, e in latest.items() if k not in ids]
+        changed = [{"id": ids[k], **_entry_row(e)} for k, e in latest.items() if k in ids]
+        if new:
+            db.session.execute(sa.insert(model), new)
+        if changed:
+            db.session.execute(sa.update(model), changed)
+        for chunk in _chunks(list(deletes)):
+            db.session.execute(sa.delete(model).where(*scope, model.key.in_(chunk)))
+        for obj in list(db.session.identity_map.values()):  # bulk statements bypass loaded rows
+            if isinstance(obj, model):
+                db.session.expire(obj)
+        return {}
+
     def _insert_users(self, t: Tenant, creates: list[UserChange], results: dict) -> dict[str, dict]:
         """INSERT the new users in one statement; returns their rows (with ``id``) by change key (errors go to
         ``results``)."""
@@ -410,6 +436,12 @@ def _entry(row: PersonalContact | CompanyContact) -> PhonebookEntry:
     data = row.as_json()
     return PhonebookEntry(key=row.key, source=row.source, name=row.name, company=data["company"],
                           phones=data["phones"], emails=data["emails"])
+
+
+def _entry_row(entry: PhonebookEntry) -> dict:
+    return {"name": entry.name, "company": entry.company or "",
+            "phones": {kind: list(entry.phones.get(kind, [])) for kind in ("business", "mobile", "home")},
+            "emails": list(entry.emails)}
 
 
 def _copy_entry(row: PersonalContact | CompanyContact, entry: PhonebookEntry) -> None:

@@ -38,7 +38,7 @@ from flask import Blueprint, Flask, jsonify
 
 from .exceptions import ExtensionInUseError, PBX365Error
 from .host import (PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
-                   PublicURLs, UserChange, UserFields, apply_users, get_users)
+                   PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_users)
 from .state import get_state
 
 SOURCE = "microsoft365-kit"
@@ -638,6 +638,31 @@ def test_entries_the_user_made_are_never_listed_or_touched(kit):
     with kit.step():
         names = h.user_contact_names(kit.tenant, user.id)
     assert "Kit Own Friend" in names, "an entry the user made was removed by the sync's phonebook calls"
+
+
+def test_phonebook_batches_upsert_by_key_and_delete_only_their_source(kit):
+    """Through :func:`flask_pbx365.host.apply_phonebook`: the host's batch write, else entry by entry."""
+    user = kit.new_user("batchbook")
+    _upsert_personal(kit, user.id, _entry("kit-old", "Old Entry"))
+    _upsert_personal(kit, user.id, _entry("kit-other", "Other Source", source=SHARED_SOURCE))
+    fresh, changed = _entry("kit-new", "New Entry"), _entry("kit-old", "Old Entry Renamed", emails=[])
+    with kit.step() as host:
+        errors = apply_phonebook(host, kit.tenant, user.id, SOURCE, [fresh, changed], [], kit.db.session.begin_nested)
+    kit.personal.append((kit.tenant, user.id, SOURCE, "kit-new"))
+    assert errors == {}, f"a valid phonebook batch failed: {errors}"
+    found = _personal(kit, user.id)
+    assert sorted(found) == ["kit-new", "kit-old"], "a batch upsert must replace by key and add new keys"
+    _same_entry(found["kit-old"], changed)
+    _same_entry(found["kit-new"], fresh)
+    with kit.step() as host:
+        apply_phonebook(host, kit.tenant, user.id, SOURCE, [], ["kit-old", "kit-other"], kit.db.session.begin_nested)
+    assert sorted(_personal(kit, user.id)) == ["kit-new"], "a batch delete missed its key"
+    assert "kit-other" in _personal(kit, user.id, SHARED_SOURCE), "a batch delete removed another source's entry"
+    with kit.step() as host:
+        apply_phonebook(host, kit.tenant, None, SHARED_SOURCE, [_entry("kit-co", "Batch Co", source=SHARED_SOURCE)],
+                        [], kit.db.session.begin_nested)
+    kit.company.append((kit.tenant, SHARED_SOURCE, "kit-co"))
+    assert list(_company(kit)) == ["kit-co"], "a company batch upsert was not stored"
 
 
 def test_company_entries_are_upserted_by_key_and_kept_apart(kit):

@@ -260,6 +260,11 @@ class PBXHostBatch(Protocol):
         """Apply ``changes``; one result per change, in order. One bad change fails alone, with its reason
         (a :class:`~flask_pbx365.exceptions.PBX365Error`); the others are applied."""
 
+    def apply_phonebook(self, tenant: str, user_id: str | None, source: str, upserts: list[PhonebookEntry],
+                        deletes: list[str]) -> dict[str, PBX365Error]:
+        """Upsert (by ``source`` and ``key``) and delete entries of ``source`` in the user's personal phonebook
+        (``user_id``) or the company one (``None``); returns the errors by key (empty when all was applied)."""
+
 
 def get_users(host: PBXHost, tenant: str, user_ids: Iterable[str]) -> list[HostUser]:
     """The existing users among ``user_ids``: the host's batch ``get_users`` when it has one, else ``get_user``."""
@@ -314,3 +319,25 @@ def _apply_one(host: PBXHost, tenant: str, change: UserChange) -> HostUser | Non
     for group in change.leave_groups:
         host.set_group_membership(tenant, group, user_id, False)
     return user
+
+
+def apply_phonebook(host: PBXHost, tenant: str, user_id: str | None, source: str, upserts: list[PhonebookEntry],
+                    deletes: list[str], savepoint: Callable[[], AbstractContextManager] = nullcontext
+                    ) -> dict[str, PBX365Error]:
+    """Phonebook writes through the host's batch ``apply_phonebook`` when it has one, else entry by entry
+    (each inside ``savepoint()``); returns the errors by key."""
+    batch = getattr(host, "apply_phonebook", None)
+    if callable(batch):
+        return batch(tenant, user_id, source, upserts, deletes)
+    errors: dict[str, PBX365Error] = {}
+    writes = [(e.key, lambda e=e: host.upsert_company_contact(tenant, e) if user_id is None
+               else host.upsert_personal_contact(tenant, user_id, e)) for e in upserts]
+    writes += [(k, lambda k=k: host.delete_company_contact(tenant, source, k) if user_id is None
+                else host.delete_personal_contact(tenant, user_id, source, k)) for k in deletes]
+    for key, write in writes:
+        try:
+            with savepoint():
+                write()
+        except PBX365Error as exc:
+            errors[key] = exc
+    return errors

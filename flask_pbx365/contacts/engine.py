@@ -225,6 +225,8 @@ class ContactsSync:
         source = mailbox.phonebook.source
         where = f"company phonebook ({source})" if mailbox.shared else "personal phonebook"
         note = "; dry run: not applied" if self.run.dry_run else ""
+        upserts: list[PhonebookEntry] = []
+        changes: list[tuple[str, str, str, str]] = []  # (key, action, name, detail)
         for cid, (contact, entry) in sorted(entries.items(), key=lambda kv: contact_name(kv[1][0]).lower()):
             if entry is None:
                 self._item("skipped", mailbox, name=contact_name(contact) or cid[:40],
@@ -233,24 +235,19 @@ class ContactsSync:
             old = existing.get(cid)
             if old is not None and same(old, entry):
                 continue
-            action = "created" if old is None else "updated"
-            self._change(mailbox, action, entry.name, f"{where}{note}", lambda e=entry: mailbox.phonebook.upsert(e))
+            upserts.append(entry)
+            changes.append((entry.key, "created" if old is None else "updated", entry.name, f"{where}{note}"))
         keep = read.ids
-        for key, old in existing.items():
-            if key not in keep:
-                self._change(mailbox, "deleted", old.name,
-                             f"no longer in Microsoft 365; removed from the {where}{note}",
-                             lambda k=key: mailbox.phonebook.delete(k))
-
-    def _change(self, mailbox: Mailbox, action: str, name: str, detail: str, apply) -> None:
-        if not self.run.dry_run:
-            try:
-                with self.session.begin_nested():
-                    apply()
-            except PBX365Error as exc:
-                self._item("error", mailbox, name=name, detail=f"The PBX refused the change ({action}): {exc}")
-                return
-        self._item(action, mailbox, name=name, detail=detail)
+        deletes = [key for key in existing if key not in keep]
+        changes += [(key, "deleted", existing[key].name, f"no longer in Microsoft 365; removed from the {where}{note}")
+                    for key in deletes]
+        errors = {} if self.run.dry_run or not changes else mailbox.phonebook.write(
+            upserts, deletes, self.session.begin_nested)
+        for key, action, name, detail in changes:
+            if key in errors:
+                self._item("error", mailbox, name=name, detail=f"The PBX refused the change ({action}): {errors[key]}")
+            else:
+                self._item(action, mailbox, name=name, detail=detail)
 
     def _save(self, mailbox: Mailbox, read: MailboxRead, rows: dict[str, ContactFolderState]) -> None:
         for fid, row in rows.items():
@@ -301,8 +298,15 @@ class ContactsSync:
                             self.session.delete(row)
                     continue
             note = "; dry run: not applied" if self.run.dry_run else ""
-            for entry_key, entry in phonebook.entries().items():
-                self._change(mailbox, "deleted", entry.name, f"{why}{note}", lambda k=entry_key, p=phonebook: p.delete(k))
+            entries = phonebook.entries()
+            errors = {} if self.run.dry_run or not entries else phonebook.write(
+                [], list(entries), self.session.begin_nested)
+            for entry_key, entry in entries.items():
+                if entry_key in errors:
+                    self._item("error", mailbox, name=entry.name,
+                               detail=f"The PBX refused the change (deleted): {errors[entry_key]}")
+                else:
+                    self._item("deleted", mailbox, name=entry.name, detail=f"{why}{note}")
             if not self.run.dry_run:
                 for row in group:
                     self.session.delete(row)

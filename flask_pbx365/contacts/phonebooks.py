@@ -1,9 +1,12 @@
 """The two phonebooks contacts sync writes, behind one interface: a PBX user's personal one, the company one."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Callable
 
-from ..host import PBXHost, PhonebookEntry
+from ..exceptions import PBX365Error
+from ..host import PBXHost, PhonebookEntry, apply_phonebook
 
 
 @dataclass
@@ -26,14 +29,7 @@ class Phonebook:
             found = self.host.list_personal_contacts(self.tenant, self.host_user_id, self.source)
         return {e.key: e for e in found if e.source == self.source}
 
-    def upsert(self, entry: PhonebookEntry) -> None:
-        if self.host_user_id is None:
-            self.host.upsert_company_contact(self.tenant, entry)
-        else:
-            self.host.upsert_personal_contact(self.tenant, self.host_user_id, entry)
-
-    def delete(self, key: str) -> None:
-        if self.host_user_id is None:
-            self.host.delete_company_contact(self.tenant, self.source, key)
-        else:
-            self.host.delete_personal_contact(self.tenant, self.host_user_id, self.source, key)
+    def write(self, upserts: list[PhonebookEntry], deletes: list[str],
+              savepoint: Callable[[], AbstractContextManager]) -> dict[str, PBX365Error]:
+        """Upsert and delete in one host call when the host has batch phonebook writes; the errors by key."""
+        return apply_phonebook(self.host, self.tenant, self.host_user_id, self.source, upserts, deletes, savepoint)

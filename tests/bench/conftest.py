@@ -29,7 +29,9 @@ def pytest_sessionfinish(session, exitstatus):
     OUT.mkdir(exist_ok=True)
     meta = {"at": datetime.now(timezone.utc).isoformat(), "python": platform.python_version(),
             "machine": platform.machine(), "cpus": os.cpu_count()}
-    (OUT / "results.json").write_text(json.dumps({"meta": meta, "benchmarks": RESULTS}, indent=2) + "\n")
+    targets = evaluate_targets(RESULTS)
+    (OUT / "results.json").write_text(json.dumps({"meta": meta, "benchmarks": RESULTS, "targets": targets},
+                                                 indent=2) + "\n")
     lines = ["", "benchmark results (" + str(OUT / "results.json") + ")"]
     for name, rows in RESULTS.items():
         keys = list(rows[0])
@@ -38,7 +40,56 @@ def pytest_sessionfinish(session, exitstatus):
         for row in rows:
             lines.append("  " + "  ".join(f"{_fmt(row.get(k)):>14}" for k in keys))
         _plot(name, rows)
+    if targets:
+        lines.append("\ntargets (issue #13) beside this run's figures")
+        lines.append(f"  {'target':<58} {'limit':>10} {'figure':>10}  met")
+        for t in targets:
+            met = "-" if t["met"] is None else ("yes" if t["met"] else "NO")
+            lines.append(f"  {t['target']:<58} {t['limit']:>10} {_fmt(t['figure']):>10}  {met}")
     print("\n".join(lines))
+
+
+def _row(results: dict, name: str, **where) -> dict | None:
+    rows = [r for r in results.get(name, []) if all(r.get(k) == v for k, v in where.items())]
+    return max(rows, key=lambda r: r["x"]) if rows else None
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """Each target of the performance issue with the figure measured for it (missing workloads are left out)."""
+    out: list[dict] = []
+
+    def add(target: str, limit: str, figure, met) -> None:
+        out.append({"target": target, "limit": limit, "figure": figure, "met": met})
+
+    full = _row(results, "user_sync_full", db="sqlite")
+    if full:
+        n = f"{full['x'] // 1000}k"
+        add(f"full sync of {n} users vs fetch limit + write limit", "<= 1.5x", full["vs_limits"],
+            full["vs_limits"] <= 1.5)
+        rss = full["worker_rss_mb"] + full["job_rss_mb"]
+        add(f"peak RSS at {n} (worker + job)", "<= 300 MB", rss, rss <= 300)
+        ratio = round(full["requests"] / full["min_requests"], 3)
+        add(f"Graph requests vs the minimum ({n} full read)", "<= 1.05x", ratio, ratio <= 1.05)
+        add("emulator, one 999-user page (ms)", "<= 50 ms", full["emulator_page_ms"], full["emulator_page_ms"] <= 50)
+        small = next((r for r in results.get("user_sync_full", []) if r["db"] == "sqlite" and r["x"] == 10000), None)
+        if small and full["x"] > small["x"]:
+            drift = round((full["run_s"] / full["x"]) / (small["run_s"] / small["x"]) - 1, 3)
+            add(f"per-user cost from 10k to {n} (change)", "within ±20%", drift, abs(drift) <= 0.2)
+    latency = _row(results, "user_sync_latency")
+    if latency:
+        add("with 300 ms per page, full sync vs fetch limit", "<= 1.1x", latency["vs_fetch_limit"],
+            latency["vs_fetch_limit"] <= 1.1)
+    for changed, limit in ((0, 1.0), (None, 3.0)):
+        rows = [r for r in results.get("user_sync_delta", []) if (r["changed"] == 0) == (changed == 0)]
+        if rows:
+            row = max(rows, key=lambda r: r["x"])
+            what = "no change" if changed == 0 else f"{row['changed']} changed (1%)"
+            add(f"delta with {what} at {row['x'] // 1000}k (s)", f"<= {limit:g} s", row["run_s"], row["run_s"] <= limit)
+    edit = _row(results, "edit_to_pbx")
+    if edit:
+        add(f"an edit visible in the PBX at {edit['x'] // 1000}k users (s)", "<= 5 s", edit["seconds_s"],
+            edit["seconds_s"] <= 5)
+    return out
 
 
 def _fmt(value) -> str:

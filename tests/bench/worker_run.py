@@ -1,0 +1,24 @@
+"""One real RQ worker in burst mode, in its own process, for the benchmarks: prints its peak RSS as JSON.
+
+``BENCH_APP_CONFIG`` holds the demo portal's config (JSON). RQ forks a work horse per job; the horse's peak RSS
+is the largest waited-for child's (``RUSAGE_CHILDREN``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+
+
+def main() -> None:
+    from demo_app import create_app
+    from flask_pbx365.runs.queue import make_worker
+
+    app = create_app(json.loads(os.environ["BENCH_APP_CONFIG"]))
+    make_worker(app).work(burst=True)
+    print(json.dumps({"worker_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "job_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+
+
+if __name__ == "__main__":
+    main()
