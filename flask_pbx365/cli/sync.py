@@ -106,11 +106,13 @@ def _kind_command(group: click.Group, feature: Feature) -> None:
 
 @tenant_argument
 @click.argument("run_id", required=False)
+@click.option("--kind", help="The kind of the held run (users, contacts...), instead of its RUN_ID.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end with a progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def confirm(tenant: str, run_id: str | None, wait: bool, as_json: bool) -> None:
-    """Confirm the run held by the mass-change guard (the newest held one without RUN_ID)."""
-    _follow(tenant, confirm_run(tenant, run_id), wait, as_json)
+def confirm(tenant: str, run_id: str | None, kind: str | None, wait: bool, as_json: bool) -> None:
+    """Confirm the run held by the mass-change guard: RUN_ID, or the held run of --kind, or the tenant's one
+    held run (an error when runs of several kinds are held)."""
+    _follow(tenant, confirm_run(tenant, run_id, kind.replace("-", "_") if kind else None), wait, as_json)
 
 
 def build_sync_cli(features: Iterable[Feature]) -> click.Group:

@@ -37,6 +37,10 @@ def _session():
     return get_state().db.session
 
 
+#: Triggers that start runs without a person: they join a held run instead of holding (and mailing) again.
+AUTOMATIC_TRIGGERS = ("schedule", "notification")
+
+
 def _redis():
     return get_state().redis()
 
@@ -52,7 +56,11 @@ def _enqueue(run: SyncRun) -> None:
 
 
 def request_run(tenant: str, kind: str = "users", *, dry_run: bool = False, trigger: str = "manual") -> SyncRun:
-    """Start a run of ``kind`` for ``tenant``, or join the one already queued or running (same dry-run flag)."""
+    """Start a run of ``kind`` for ``tenant``, or join the one already queued or running (same dry-run flag).
+
+    A scheduled or notification-triggered run also joins a run held by the mass-change guard: the hold stays
+    one hold, announced once, until the admin confirms it (or starts a run by hand, which replaces it).
+    """
     feature = get_state().feature(kind)
     if feature is None or not feature.runs:
         raise ConfigurationError(f"{kind!r} is not a sync this portal offers (switched off with "
@@ -65,6 +73,10 @@ def request_run(tenant: str, kind: str = "users", *, dry_run: bool = False, trig
         for run in active:
             if not refresh_if_stale(run):
                 return run
+        if trigger in AUTOMATIC_TRIGGERS and not dry_run:
+            held = _held(tenant, kind)
+            if held:
+                return held[0]
         run = SyncRun(tenant=tenant, kind=kind, status="queued", dry_run=dry_run, trigger=trigger, counts={},
                       progress={"phase": "queued"}, message="")
         _session().add(run)
@@ -73,18 +85,37 @@ def request_run(tenant: str, kind: str = "users", *, dry_run: bool = False, trig
         return run
 
 
-def confirm_run(tenant: str, run_id: str | None = None) -> SyncRun:
-    """The admin's confirmation of a run held by the mass-change guard: it runs again and applies its plan."""
+def _held(tenant: str, kind: str | None = None) -> list[SyncRun]:
+    """Runs of ``tenant`` held by the mass-change guard (of ``kind``), newest first."""
+    query = sa.select(SyncRun).where(SyncRun.tenant == tenant, SyncRun.status == "waiting_confirmation",
+                                     SyncRun.dry_run.is_(False))
+    if kind is not None:
+        query = query.where(SyncRun.kind == kind)
+    return list(_session().scalars(query.order_by(SyncRun.created_at.desc())))
+
+
+def confirm_run(tenant: str, run_id: str | None = None, kind: str | None = None) -> SyncRun:
+    """The admin's confirmation of a run held by the mass-change guard: it runs again and applies its plan.
+
+    Without ``run_id`` the held run of ``kind`` is meant; without either, the one held run of the tenant, and an
+    error naming the kinds when runs of several kinds are held (a confirmation must never pick one by guess).
+    """
     if run_id:
         run = get_run(tenant, run_id)
         if run is None:
             raise ConfigurationError(f"Tenant {tenant!r} has no sync run {run_id}.")
+        if kind is not None and run.kind != kind:
+            raise ConfigurationError(f"Run {run_id} is a {run.kind} sync, not {kind}.")
     else:
-        run = _session().scalars(sa.select(SyncRun).where(
-            SyncRun.tenant == tenant, SyncRun.status == "waiting_confirmation")
-            .order_by(SyncRun.created_at.desc()).limit(1)).first()
-        if run is None:
-            raise ConfigurationError(f"No sync run of tenant {tenant!r} is waiting for confirmation.")
+        held = _held(tenant, kind)
+        if not held:
+            what = f"{kind} sync run" if kind else "sync run"
+            raise ConfigurationError(f"No {what} of tenant {tenant!r} is waiting for confirmation.")
+        kinds = sorted({r.kind for r in held})
+        if len(kinds) > 1:
+            raise ConfigurationError(f"Runs of {' and '.join(kinds)} are waiting for confirmation in tenant "
+                                     f"{tenant!r}; name the kind (--kind) or the run id.")
+        run = held[0]
     if run.status != "waiting_confirmation":
         raise ConfigurationError(f"Run {run.id} is {run.status.replace('_', ' ')}, not waiting for confirmation; "
                                  "only a run held by the mass-change guard can be confirmed.")

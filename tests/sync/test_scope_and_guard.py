@@ -101,6 +101,55 @@ def test_guard_holds_a_run_against_an_empty_directory_until_confirmed(env):
     assert all(u["enabled"] for u in env.synced().values())
 
 
+def _held_notices(env) -> int:
+    notices = env.app.test_client().get("/api/tenants/acme/notifications", headers={
+        "Authorization": f"Bearer {env.app.config['DEMO_API_TOKEN']}"}).get_json()
+    return sum("waiting for your confirmation" in n["subject"] for n in notices)
+
+
+def test_scheduled_runs_join_a_held_run_and_the_admins_hear_of_it_once(env):
+    from flask_pbx365.runs import request_run, status_json
+
+    env.sync()
+    env.emulator.reset_delta(env.tid)
+    _empty_directory_fault(env)
+    held = env.sync()
+    assert held["status"] == "waiting_confirmation" and _held_notices(env) == 1
+    for trigger in ("schedule", "notification", "schedule"):
+        _empty_directory_fault(env)
+        with env.app.app_context():
+            joined = status_json(request_run("acme", "users", trigger=trigger))
+        env.work()
+        assert joined["run_id"] == held["run_id"], f"a {trigger} run made a second held run"
+    env.emulator.clear_faults()
+    assert env.status(held["run_id"])["status"] == "waiting_confirmation"
+    assert _held_notices(env) == 1, "the admins were mailed again about the same hold"
+    assert all(u["enabled"] for u in env.synced().values())
+
+
+def test_confirm_without_a_run_id_never_guesses_between_kinds(env):
+    from flask_pbx365.models import SyncRun
+
+    env.sync()
+    env.emulator.reset_delta(env.tid)
+    _empty_directory_fault(env)
+    held = env.sync()
+    with env.app.app_context():  # a contacts run held too (as the guard of another kind would leave it)
+        db = env.app.extensions["pbx365"].db
+        db.session.add(SyncRun(tenant="acme", kind="contacts", status="waiting_confirmation", dry_run=False,
+                               trigger="manual", counts={}, progress={}, message="held"))
+        db.session.commit()
+    runner = env.app.test_cli_runner()
+    guess = runner.invoke(args=["pbx365", "sync", "confirm", "acme"])
+    assert guess.exit_code != 0 and "contacts and users" in guess.output and "--kind" in guess.output
+    assert env.status(held["run_id"])["status"] == "waiting_confirmation"
+    wrong = runner.invoke(args=["pbx365", "sync", "confirm", "acme", held["run_id"], "--kind", "contacts"])
+    assert wrong.exit_code != 0 and "users sync, not contacts" in wrong.output
+    chosen = runner.invoke(args=["pbx365", "sync", "confirm", "acme", "--kind", "users", "--json"])
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads(chosen.output)["run_id"] == held["run_id"]
+
+
 def test_guard_holds_a_partial_directory_and_confirmation_applies_it(env):
     env.settings(guard_max=1)
     env.sync()
