@@ -35,6 +35,11 @@ PHOTO_READ = ("ProfilePhoto.Read.All", "User.Read.All", "User.ReadWrite.All", "P
               "Directory.Read.All", "Directory.ReadWrite.All")
 READ_ONLY_USER_PROPS = {"id", "createdDateTime", "deletedDateTime", "securityIdentifier", "userType"}
 PHONE_PROPS = {"businessPhones", "mobilePhone"}
+#: Properties Microsoft calls sensitive: an app-only caller may not change them on a privileged administrator
+#: ("Who can perform sensitive actions"; the app itself would need a higher administrator role).
+SENSITIVE_PROPS = {"businessPhones", "mobilePhone", "otherMails", "accountEnabled"}
+#: Directory roles that do not make a user privileged for those updates.
+UNPRIVILEGED_ROLES = {"Directory Readers", "Guest Inviter", "Message Center Reader", "Reports Reader"}
 
 
 def _unsupported(message: str) -> Exception:
@@ -204,6 +209,9 @@ def patch_user(uid: str) -> Response:
                           "Invalid value specified for property 'displayName' of resource 'User'.")
     with store().lock:
         user = resolve_user(ctx.tenant, uid)
+        privileged = set(user.get("_roles") or []) - UNPRIVILEGED_ROLES
+        if ctx.user_id is None and privileged and set(body) & SENSITIVE_PROPS:
+            raise graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
         changed = [k for k, v in body.items() if user.get(k) != v]
         user.update(body)
         if changed:

@@ -12,7 +12,7 @@ from typing import Iterable
 import sqlalchemy as sa
 
 from ..connection import client_options, credentials_for
-from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error
+from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error, PermissionMissingError
 from ..graph import BatchRequest, GraphClient
 from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
 from ..models import DeltaState, UserLink
@@ -35,6 +35,8 @@ ITEM_ACTION = {"create": "created", "link": "linked", "update": "updated", "enab
                "disable": "disabled", "delete": "deleted", "skip": "skipped"}
 
 
+#: Application permissions that may write a user's business phone.
+PHONE_WRITERS = frozenset({"User-Phone.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"})
 #: Object ids per ``IN (...)`` lookup of links (well under every database's bound-parameter limit).
 LOOKUP_CHUNK = 500
 #: ``$top`` of a full read of ``/users``: Graph's maximum page size for users.
@@ -59,6 +61,9 @@ class UserSync:
         self.directory_id = require_connection(self.tenant).directory_id.lower()
         self.graph_errors: list[str] = []
         self.full_reason = ""
+        #: Object id -> extension whose write-back Microsoft refused (privileged admins), kept across runs.
+        self.write_back_refused: dict[str, str] = {}
+        self._phone_writer: bool | None = None
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -149,6 +154,7 @@ class UserSync:
             scope = Scope.from_options(self.options)
             ctx.report(force=True, phase="reading")
             state = self._delta_state()
+            self.write_back_refused = dict(((state.applied or {}) if state else {}).get("write_back_refused") or {})
             try:
                 scope.load_groups(client)
                 users, full, delta_link = self._read(client, state, scope)
@@ -286,14 +292,48 @@ class UserSync:
             self.ctx.report(done=done)
             self.ctx.commit()  # the batch's host changes, links and details together
             for action, extension in write_back:
-                try:
-                    client.patch(f"/users/{action.object_id}", {"businessPhones": [extension]})
-                except GraphError as exc:
-                    self._graph_error(f"writing the extension back to {action.upn}: {exc}")
-                    self.ctx.item("error", action.user, extension=extension,
-                                  detail=f"Could not write the extension to the business phone in Microsoft 365: {exc}")
+                self._write_back(client, action, extension)
             if write_back:
                 self.ctx.commit()
+
+    def _write_back(self, client: GraphClient, action: Action, extension: str) -> None:
+        """The extension into the user's business phone. Microsoft refuses that for a privileged administrator
+        (app-only callers may not change their phones): one error item naming the cause, remembered so it is not
+        tried again every run, and no reason to hold back anyone's deprovisioning."""
+        oid = (action.object_id or "").lower()
+        try:
+            client.patch(f"/users/{action.object_id}", {"businessPhones": [extension]})
+        except PermissionMissingError as exc:
+            if not self._may_write_phones(client):
+                self._graph_error(f"writing the extension back to {action.upn}: {exc}")
+                self.ctx.item("error", action.user, extension=extension,
+                              detail=f"Could not write the extension to the business phone in Microsoft 365: {exc}")
+                return
+            self.write_back_refused[oid] = extension
+            self.ctx.item("error", action.user, extension=extension, detail=(
+                "Business phone not written: privileged admin: Microsoft does not allow app-only phone updates "
+                "of administrators. Set it in the Microsoft 365 admin center; the sync does not try again until "
+                "the extension changes."))
+        except GraphError as exc:
+            self._graph_error(f"writing the extension back to {action.upn}: {exc}")
+            self.ctx.item("error", action.user, extension=extension,
+                          detail=f"Could not write the extension to the business phone in Microsoft 365: {exc}")
+        else:
+            self.write_back_refused.pop(oid, None)
+
+    def _may_write_phones(self, client: GraphClient) -> bool:
+        """Whether the token carries a permission that writes phones (else a 403 is the app's, not the user's)."""
+        if self._phone_writer is None:
+            try:
+                roles = set(client.token_roles())
+            except GraphError:
+                roles = set()
+            self._phone_writer = bool(roles & PHONE_WRITERS)
+        return self._phone_writer
+
+    def _wants_write_back(self, action: Action, extension: str) -> bool:
+        return (bool(self.options["write_back_phone"]) and action.user.get("businessPhones") != [extension]
+                and self.write_back_refused.get((action.object_id or "").lower()) != extension)
 
     def _apply_batch(self, batch: list[Action], allocator: ExtensionAllocator, group: str, old_group: str | None,
                      now: datetime) -> list[tuple[Action, str]]:
@@ -326,11 +366,10 @@ class UserSync:
                 continue
             extension = self._record_upsert(action, result.user if action.kind == "create" else action.host_user,
                                             now)
-            if self.options["write_back_phone"] and action.user.get("businessPhones") != [extension]:
+            if self._wants_write_back(action, extension):
                 write_back.append((action, extension))
-        if self.options["write_back_phone"]:
-            write_back += [(a, a.host_user.extension) for a in batch if a.kind == "writeback"
-                           and a.user.get("businessPhones") != [a.host_user.extension]]
+        write_back += [(a, a.host_user.extension) for a in batch if a.kind == "writeback"
+                       and self._wants_write_back(a, a.host_user.extension)]
         self.session.flush()
         return write_back
 
@@ -445,7 +484,8 @@ class UserSync:
         state.delta_link = delta_link
         state.options_hash = options_hash(self.options)
         state.scope_hash = scope.members_hash()
-        state.applied = {"extension_group": self.options["extension_group"]}
+        state.applied = {"extension_group": self.options["extension_group"],
+                         "write_back_refused": dict(self.write_back_refused)}
         if full:
             state.full_sync_at = now
 

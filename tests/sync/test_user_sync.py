@@ -188,3 +188,23 @@ def test_write_back_puts_the_extension_in_the_business_phone(env):
     env.emulator.clear_requests()
     env.sync()  # the written phone comes back through delta: not written again
     assert patches and not [e for e in env.emulator.requests_log() if e["method"] == "PATCH"]
+
+
+def test_a_refused_write_back_for_an_admin_is_one_error_and_blocks_no_deprovisioning(env):
+    env.settings(write_back_phone=True, guard_percent=100)
+    first = env.sync()
+    assert first["status"] == "done", first["message"]
+    admin = env.oid("admin")
+    errors = env.items(first["run_id"], "error")
+    assert [e["object_id"] for e in errors] == [admin]
+    assert "privileged admin: Microsoft does not allow app-only phone updates" in errors[0]["detail"]
+    carol = next(u for u in env.entra_users() if u["id"] == env.oid("carol"))
+    assert carol["businessPhones"] == [env.synced()["carol"]["extension"]]  # the others were written
+    env.emulator.delete_user(env.tid, env.oid("bob"))
+    env.emulator.reset_delta(env.tid)  # a full round: every user is considered again
+    env.emulator.clear_requests()
+    second = env.sync()
+    assert second["status"] == "done" and second["counts"]["disabled"] == 1, second
+    assert not env.synced()["bob"]["enabled"]
+    patched = [e["path"] for e in env.emulator.requests_log() if e["method"] == "PATCH"]
+    assert not any(admin in p for p in patched), "the refused write-back was tried again"
