@@ -16,6 +16,7 @@ from .credentials import AppCredentials
 from .errors import error_for, graph_path
 from .mailbox import mailbox_slot
 from .paging import DeltaRound, iter_pages
+from .permissions import effective, permission_for
 from .retry import (
     NOT_PROCESSED_STATUSES,
     RETRYABLE_STATUSES,
@@ -143,6 +144,13 @@ class GraphClient:
                 self.tokens.invalidate(token)
                 refreshed = True
                 continue
+            if status == 403 and not refreshed and self._lacks_role(token, method, url):
+                # Admin consent granted after this token was issued: a fresh token carries the new roles.
+                logger.info("%s answered 403 and the token lacks the role: acquiring a new token once", where)
+                response.close()
+                self.tokens.invalidate(token)
+                refreshed = True
+                continue
             if status in RETRYABLE_STATUSES and (idempotent or status in NOT_PROCESSED_STATUSES):
                 if attempt < self.policy.max_retries:
                     delay = self.policy.delay(attempt, response.headers.get("Retry-After"))
@@ -248,17 +256,32 @@ class GraphClient:
             time.sleep(self.policy.delay(attempt, response.headers.get("Retry-After")))
         raise AssertionError("unreachable")
 
+    def _lacks_role(self, token: str, method: str, url: str) -> bool:
+        """Whether ``token`` lacks every permission that the call needs (unknown calls: no)."""
+        needed = permission_for(method, graph_path(url))
+        if needed is None:
+            return False
+        try:
+            roles = effective(_roles_of(token))
+        except MalformedResponseError:
+            return False
+        return not ({needed[0], *needed[1]} & roles)
+
     def token_roles(self) -> list[str]:
         """The application permissions (``roles``) in the current token; the token is not verified here."""
-        token = self.tokens.get()
-        try:
-            payload = token.split(".")[1]
-            claims = jsonlib.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        except (IndexError, ValueError) as exc:
-            raise MalformedResponseError("The access token from Entra is not a JWT; cannot read its roles.",
-                                         code="malformedToken") from exc
-        roles = claims.get("roles") if isinstance(claims, dict) else None
-        return [str(r) for r in roles] if isinstance(roles, list) else []
+        return _roles_of(self.tokens.get())
+
+
+def _roles_of(token: str) -> list[str]:
+    """The ``roles`` claim of an access token (not verified: Graph verifies it)."""
+    try:
+        payload = token.split(".")[1]
+        claims = jsonlib.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError) as exc:
+        raise MalformedResponseError("The access token from Entra is not a JWT; cannot read its roles.",
+                                     code="malformedToken") from exc
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return [str(r) for r in roles] if isinstance(roles, list) else []
 
 
 def _body(response: requests.Response) -> Any:

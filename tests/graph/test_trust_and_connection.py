@@ -77,3 +77,22 @@ def test_connection_failure_reports_the_reason(graph_env, other_key_pair):
     assert result["ok"] is False and result["granted"] == []
     assert "AADSTS700027" in result["error"]
     assert not any(f["ok"] for f in result["features"].values())
+
+
+def test_consent_granted_after_the_token_was_issued_takes_effect_at_once(m365_emulator, key_pair):
+    env = new_env(m365_emulator, key_pair, permissions=["User.Read.All"])
+    try:
+        with env.client() as client:
+            client.get("/users")  # a token without Contacts.Read is cached now
+            m365_emulator.patch_application(env.tenant_id, env.app_id,
+                                            permissions=["User.Read.All", "Contacts.Read"], adminConsent=True)
+            m365_emulator.clear_requests()
+            assert "value" in client.get(f"/users/{env.user_ids[0]}/contacts")
+            assert len(env.token_requests()) == 1, "one fresh token, not one per call"
+            m365_emulator.clear_requests()
+            with pytest.raises(PermissionMissingError) as info:
+                client.get(f"/users/{env.user_ids[0]}/calendar/events")
+            assert info.value.permission == "Calendars.Read"
+            assert len(env.token_requests()) == 1, "a still-missing role refreshes the token once, then fails"
+    finally:
+        token_registry.forget(env.credentials)
