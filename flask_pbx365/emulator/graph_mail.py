@@ -96,7 +96,18 @@ def _message_from_json(msg: dict) -> dict:
     return {"subject": msg.get("subject") or "", "bodyType": ctype, "body": body.get("content") or "",
             "to": _addresses(msg.get("toRecipients")), "cc": _addresses(msg.get("ccRecipients")),
             "bcc": _addresses(msg.get("bccRecipients")), "importance": (msg.get("importance") or "normal").lower(),
-            "attachments": [_decode_attachment(a) for a in msg.get("attachments") or []]}
+            "attachments": [_decode_attachment(a) for a in msg.get("attachments") or []],
+            "extended": _extended(msg.get("singleValueExtendedProperties"))}
+
+
+def _extended(props) -> dict:
+    """``singleValueExtendedProperties`` as stored: property id (lower case) -> value."""
+    out = {}
+    for prop in props or []:
+        if not isinstance(prop, dict) or not isinstance(prop.get("id"), str) or "value" not in prop:
+            raise graph_error(400, "ErrorInvalidRequest", "An extended property needs an 'id' and a 'value'.")
+        out[prop["id"].lower()] = str(prop["value"])
+    return out
 
 
 def _message_from_mime() -> dict:
@@ -140,7 +151,43 @@ def _deliver(tenant: Tenant, user: dict, msg: dict, save: bool) -> dict:
              "sentAt": _now().isoformat(timespec="milliseconds").replace("+00:00", "Z"), "savedToSentItems": save}
     with store().lock:
         tenant.outbox.append(entry)
+        if save:  # Sent Items of the sending mailbox, with the message's extended properties
+            tenant.extra.setdefault("sentItems", {}).setdefault(user["id"], []).append(
+                {**entry, "extended": dict(msg.get("extended") or {}),
+                 "internetMessageId": f"<{entry['id'][:16]}@emulator.local>"})
     return entry
+
+
+_EXTENDED_FILTER = re.compile(
+    r"^singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id\s+eq\s+'((?:[^']|'')*)'\s+and\s+"
+    r"\1/value\s+eq\s+'((?:[^']|'')*)'\s*\)$", re.I)
+
+
+@mail_bp.get("/v1.0/users/<uid>/mailFolders/<folder>/messages")
+def folder_messages(uid: str, folder: str):
+    """Messages of a mail folder; the emulator keeps Sent Items (``sentitems``) only. ``$filter`` on a
+    single-value extended property (``singleValueExtendedProperties/any(ep:ep/id eq '...' and ep/value eq
+    '...')``) finds a message by a marker its sender set."""
+    ctx = graph_context()
+    require_permission("Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite")
+    user = sender_mailbox(ctx.tenant, uid)
+    if folder.lower() != "sentitems":
+        raise graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    with store().lock:
+        items = list(ctx.tenant.extra.get("sentItems", {}).get(user["id"], []))
+    text = request.args.get("$filter")
+    if text:
+        match = _EXTENDED_FILTER.match(text.strip())
+        if not match:
+            raise graph_error(400, "ErrorInvalidUrlQueryFilter", "The emulator filters Sent Items by a single-value "
+                              "extended property only.")
+        prop, value = match.group(2).replace("''", "'").lower(), match.group(3).replace("''", "'")
+        items = [m for m in items if m["extended"].get(prop) == value]
+    value = [{"id": m["id"], "subject": m["subject"], "internetMessageId": m["internetMessageId"],
+              "sentDateTime": m["sentAt"], "isDraft": False,
+              "toRecipients": [{"emailAddress": {"address": a}} for a in m["to"]]} for m in items]
+    return graph_json({"@odata.context": f"{base_url()}/v1.0/$metadata#users('{uid}')/mailFolders('{folder}')/"
+                       "messages", "value": value})
 
 
 @mail_bp.post("/v1.0/users/<uid>/sendMail")

@@ -63,7 +63,8 @@ def _send(row: MailOutboxMessage) -> None:
                                  "mailbox to send as on the Mail tab.")
     attachments = [MailAttachment(a.name, a.content_type, a.data or b"") for a in attachments_of(row.id)]
     message = Outgoing(sender=row.sender, to=list(row.recipients or []), subject=row.subject, body=row.body,
-                       body_type=row.body_type, save_to_sent_items=row.save_to_sent_items, attachments=attachments)
+                       body_type=row.body_type, save_to_sent_items=row.save_to_sent_items, attachments=attachments,
+                       marker=row.id, reconcile_seconds=float(current_app.config["PBX365_MAIL_RECONCILE_SECONDS"]))
     with GraphClient(credentials_for(row.tenant), **client_options()) as client:
         send_message(client, message)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from ..exceptions import (
+    ConnectionFailedError,
     GraphError,
     MalformedResponseError,
     NotFoundError,
@@ -27,6 +29,8 @@ log = logging.getLogger("flask_pbx365.mail")
 
 INLINE_MAX = 3 * 1024 * 1024        # attachments smaller than this go inside the request
 REQUEST_MAX = 4 * 1024 * 1024       # Graph refuses larger request bodies
+#: Our named property on each message (a fixed GUID of this project's property set).
+MARKER_PROPERTY = "String {5d4f1b7e-3c2a-4e8f-9b61-0a7c2e9d4f13} Name PBX365MessageId"
 CHUNK_SIZE = 12 * 320 * 1024        # 3.75 MiB: under the 4 MB range limit, a multiple of 320 KiB as Microsoft advises
 
 
@@ -41,6 +45,11 @@ class Outgoing:
     body_type: str = "text"
     save_to_sent_items: bool = True
     attachments: list[MailAttachment] = field(default_factory=list)
+    #: Our id for the message, set on it as a single-value extended property, so that after an uncertain send
+    #: (the connection dropped, the answer was lost) Sent Items tells whether it went out.
+    marker: str | None = None
+    #: Seconds to keep looking in Sent Items before concluding that an uncertain send did not go out.
+    reconcile_seconds: float = 10.0
 
 
 def _mb(size: int) -> str:
@@ -61,7 +70,37 @@ def graph_message(message: Outgoing, attachments: list[MailAttachment]) -> dict:
             "toRecipients": [{"emailAddress": {"address": address}} for address in message.to]}
     if attachments:
         body["attachments"] = [file_attachment(a) for a in attachments]
+    if message.marker:
+        body["singleValueExtendedProperties"] = [{"id": MARKER_PROPERTY, "value": message.marker}]
     return body
+
+
+def in_sent_items(client: GraphClient, user: str, message: Outgoing) -> bool:
+    """Whether the message with ``message.marker`` is in the sender's Sent Items, looking for up to
+    ``message.reconcile_seconds`` (Exchange files a sent message within seconds)."""
+    flt = (f"singleValueExtendedProperties/any(ep:ep/id eq '{MARKER_PROPERTY}' and "
+           f"ep/value eq '{message.marker}')")
+    deadline = time.monotonic() + message.reconcile_seconds
+    while True:
+        try:
+            found = client.get(f"{user}/mailFolders/sentitems/messages", params={"$filter": flt, "$select": "id"},
+                               mailbox=message.sender)
+        except GraphError as exc:
+            raise GraphError(
+                "The connection dropped after the message was handed to Microsoft 365, and its Sent Items could "
+                f"not be checked ({exc}), so it may have been sent: check the sender's Sent Items before sending "
+                "it again. Granting Mail.ReadWrite lets the PBX check by itself.",
+                status=exc.status, code=exc.code, request_id=exc.request_id) from exc
+        if found.get("value"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+
+def _uncertain(exc: GraphError) -> bool:
+    """The request may have been carried out although no answer came: a dropped connection or a gateway error."""
+    return isinstance(exc, ConnectionFailedError) or exc.status in (502, 503, 504)
 
 
 def send_message(client: GraphClient, message: Outgoing) -> str:
@@ -83,11 +122,29 @@ def _send(client: GraphClient, message: Outgoing) -> str:
         payload = json.dumps({"message": graph_message(message, small),
                               "saveToSentItems": message.save_to_sent_items}).encode()
         if len(payload) <= REQUEST_MAX:
-            client.post(f"{user}/sendMail", data=payload, headers={"Content-Type": "application/json"},
-                        mailbox=message.sender, expected=(202,))
+            _send_mail(client, user, message, payload)
             return "sendMail"
     _send_with_draft(client, user, message, small, large)
     return "draft"
+
+
+def _send_mail(client: GraphClient, user: str, message: Outgoing, payload: bytes) -> None:
+    """``sendMail``, exactly once: after an uncertain answer, Sent Items decides between "it went out" and
+    "send it again" (once; a second uncertain answer is reported as it is)."""
+    for attempt in (1, 2):
+        try:
+            client.post(f"{user}/sendMail", data=payload, headers={"Content-Type": "application/json"},
+                        mailbox=message.sender, expected=(202,))
+            return
+        except GraphError as exc:
+            if not (_uncertain(exc) and message.marker and message.save_to_sent_items):
+                raise
+            if in_sent_items(client, user, message):
+                log.info("mail %s: the answer to sendMail was lost, but it is in Sent Items: sent", message.marker)
+                return
+            if attempt == 2:
+                raise
+            log.info("mail %s: the connection dropped and it is not in Sent Items: sending again", message.marker)
 
 
 def _send_with_draft(client: GraphClient, user: str, message: Outgoing, small: list[MailAttachment],
@@ -114,10 +171,30 @@ def _send_with_draft(client: GraphClient, user: str, message: Outgoing, small: l
                         expected=(201,))
         for attachment in large:
             _upload(client, path, message.sender, attachment)
-        client.post(f"{path}/send", mailbox=message.sender, expected=(202,))
+        _send_draft(client, path, message)
     except GraphError:
         _discard_draft(client, path, message.sender)
         raise
+
+
+def _send_draft(client: GraphClient, path: str, message: Outgoing) -> None:
+    """``send`` of the draft, exactly once: after an uncertain answer the draft itself says whether it went
+    (a sent draft leaves Drafts: 404, or it is no longer ``isDraft``)."""
+    for attempt in (1, 2):
+        try:
+            client.post(f"{path}/send", mailbox=message.sender, expected=(202,))
+            return
+        except GraphError as exc:
+            if not _uncertain(exc):
+                raise
+            try:
+                draft = client.get(path, params={"$select": "isDraft"}, mailbox=message.sender)
+            except NotFoundError:
+                return  # no longer a draft: it was sent
+            if not draft.get("isDraft", True):
+                return
+            if attempt == 2:
+                raise
 
 
 def _upload(client: GraphClient, path: str, mailbox: str, attachment: MailAttachment) -> None:

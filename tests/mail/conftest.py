@@ -65,7 +65,8 @@ def make_env(app, emulator, permissions: list[str]) -> MailEnv:
     emulator.create_tenant({"tenant": {"id": tid, "displayName": "Fabrikam", "domains": [domain],
                                        "cloud": "global"},
                             "users": [user_fixture(domain, "pbx", "PBX", "Notifications")], "groups": []})
-    app.config.update(PBX365_MAX_RETRIES=2, PBX365_MAX_BACKOFF=0.05, PBX365_HTTP_TIMEOUT=20)
+    app.config.update(PBX365_MAX_RETRIES=2, PBX365_MAX_BACKOFF=0.05, PBX365_HTTP_TIMEOUT=20,
+                      PBX365_MAIL_RECONCILE_SECONDS=0)
     connect(app, emulator, tid, permissions=permissions)
     emulator.clear_faults()
     emulator.clear_requests()

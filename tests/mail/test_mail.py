@@ -96,6 +96,42 @@ def test_throttled_send_is_retried_and_sent_once(mail_env):
     assert statuses == [429, 429, 202]
 
 
+def test_a_lost_answer_is_reconciled_with_sent_items_and_the_mail_counts_as_sent_once(mail_env):
+    mail_env.enable()
+    # Microsoft takes the message and sends it; the connection drops before the answer arrives.
+    mail_env.emulator.add_fault(method="POST", path=r"/sendMail$", times=1, reset="after")
+    mail_env.api("POST", "/missed-call", json={"extension": "101", "caller": "42"})
+    mail_env.work()
+
+    assert [n["status"] for n in mail_env.notifications()] == ["sent"]
+    assert [m["subject"] for m in mail_env.outbox()] == ["Missed call from 42"], "sent exactly once"
+    calls = [(m, p.rsplit("/", 2)[-1]) for m, p, s in mail_env.graph_calls() if "/users/" in p]
+    assert calls == [("POST", "sendMail"), ("GET", "messages")], calls  # one send, one look in Sent Items
+
+
+def test_a_send_that_never_arrived_is_sent_again_once(mail_env):
+    mail_env.enable()
+    # The connection drops before Microsoft processes the request: Sent Items proves it did not go out.
+    mail_env.emulator.add_fault(method="POST", path=r"/sendMail$", times=1, reset="before")
+    mail_env.api("POST", "/missed-call", json={"extension": "101", "caller": "42"})
+    mail_env.work()
+
+    assert [n["status"] for n in mail_env.notifications()] == ["sent"]
+    assert [m["subject"] for m in mail_env.outbox()] == ["Missed call from 42"]
+
+
+def test_without_a_way_to_check_sent_items_the_status_says_it_may_have_gone(send_only_env):
+    send_only_env.enable()
+    send_only_env.emulator.add_fault(method="POST", path=r"/sendMail$", times=1, reset="after")
+    send_only_env.api("POST", "/missed-call", json={"extension": "101", "caller": "42"})
+    send_only_env.work()
+
+    [note] = send_only_env.notifications()
+    assert note["status"] == "failed" and "may have been sent" in note["error"]
+    assert "Mail.ReadWrite" in note["error"]
+    assert len(send_only_env.outbox()) == 1, "never sent twice on a guess"
+
+
 def test_permanent_failure_is_recorded_with_the_reason(mail_env):
     mail_env.enable()
     mail_env.emulator.add_fault(method="POST", path=r"/sendMail$", times=1, status=400,
