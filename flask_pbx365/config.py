@@ -74,6 +74,10 @@ PBX365_SSO_APP_CODE_TTL: int = 60
 #: (the tenant's ``end_session_endpoint``) when it signed in with Microsoft; a ``microsoft=1`` form field asks for it.
 PBX365_SSO_SIGN_OUT_MICROSOFT: bool = False
 
+#: Content-Security-Policy of the admin tabs and sign-in pages (also X-Frame-Options SAMEORIGIN, no-store). The
+#: default forbids framing by other sites without restricting the host layout's scripts; ``""`` sends none.
+PBX365_CONTENT_SECURITY_POLICY: str = "frame-ancestors 'self'; object-src 'none'; base-uri 'self'"
+
 #: After an uncertain send (the connection dropped, the answer was lost), how long the mail job looks for the
 #: message in the sender's Sent Items before concluding it did not go out and sending it again.
 PBX365_MAIL_RECONCILE_SECONDS: float = 10.0

@@ -11,6 +11,7 @@ from ..exceptions import PBX365Error
 from ..feature import Tab
 from ..settings import import_settings
 from ..state import get_state
+from .headers import secure
 
 
 def build_admin_blueprint(tabs: Iterable[Tab]) -> Blueprint:
@@ -21,6 +22,7 @@ def build_admin_blueprint(tabs: Iterable[Tab]) -> Blueprint:
     tabs = tuple(tabs)
     blueprint = Blueprint("pbx365_admin", __name__, template_folder="../templates")
     blueprint.before_request(require_tenant_admin)
+    blueprint.after_request(secure)
     for tab in tabs:
         tab.routes.add_to(blueprint)
     landing = f"pbx365_admin.{tabs[0].endpoint}"

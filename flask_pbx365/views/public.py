@@ -20,6 +20,7 @@ from ..sso.callback import finish_sign_in
 from ..sso.safety import safe_next
 from ..state import get_state
 from ..tenants import find_config
+from .headers import secure
 
 routes = Routes()
 
@@ -27,6 +28,7 @@ routes = Routes()
 def build_public_blueprint(features: Iterable[Feature]) -> Blueprint:
     """The public blueprint of one app (``PBX365_URL_PREFIX``): no admin check, each route guards itself."""
     blueprint = Blueprint("pbx365", __name__, template_folder="../templates")
+    blueprint.after_request(secure)
     routes.add_to(blueprint)
     webhook_routes.add_to(blueprint)
     for feature in features:

@@ -242,3 +242,14 @@ def test_every_admin_route_requires_the_hosts_admin_check(app):
             for method in sorted((rule.methods or set()) & {"GET", "POST"}):
                 response = client.open(url, method=method)
                 assert response.status_code == 302 and "/admin/login" in response.location, (method, rule.rule)
+
+
+def test_admin_and_sign_in_pages_cannot_be_framed_or_cached(admin_client, app):
+    page = admin_client.get("/admin/integrations/microsoft365/configure")
+    assert page.status_code == 200
+    assert "frame-ancestors 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "SAMEORIGIN" and page.headers["Cache-Control"] == "no-store"
+    anonymous = app.test_client().get("/admin/integrations/microsoft365/configure")
+    assert anonymous.headers["Cache-Control"] == "no-store"  # the redirect to the login page too
+    callback = app.test_client().get("/integrations/microsoft365/oauth2/callback?state=nope")
+    assert "frame-ancestors 'self'" in callback.headers["Content-Security-Policy"]
