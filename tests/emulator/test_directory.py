@@ -89,6 +89,17 @@ def test_get_and_patch_user(graph_for, m365_emulator, m365_tenant):
     assert reader.get(f"/users/{alice}").json()["businessPhones"] == ["+1 425 555 0199"]
 
 
+def test_app_only_cannot_change_a_privileged_admins_phones(graph_for, m365_emulator, m365_tenant):
+    """Microsoft: sensitive properties of privileged administrators need an app with a higher admin role."""
+    admin = user_id(m365_emulator, m365_tenant, "admin")
+    writer = graph_for(["User.ReadWrite.All"])
+    refused = writer.request("PATCH", f"/users/{admin}", json={"businessPhones": ["100"]})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert writer.request("PATCH", f"/users/{admin}", json={"jobTitle": "Boss"}).status_code == 204
+    alice = user_id(m365_emulator, m365_tenant, "alice")
+    assert writer.request("PATCH", f"/users/{alice}", json={"mobilePhone": "+1 206 555 0100"}).status_code == 204
+
+
 def test_photos_and_etags(graph, m365_emulator, m365_tenant):
     bob = user_id(m365_emulator, m365_tenant, "bob")
     r = graph.get(f"/users/{bob}/photo/$value")
