@@ -13,6 +13,10 @@ from rq import Queue, Worker
 from ..state import get_state
 
 
+#: How often a worker's thread polls RQ's command channel (stop-job, shutdown).
+PUBSUB_POLL_SECONDS = 1
+
+
 def get_queue(app: Flask | None = None) -> Queue:
     state = get_state(app)
     cfg = state.app.config
@@ -27,6 +31,16 @@ class AppWorker(Worker):
     """
 
     flask_app: Flask | None = None
+
+    def subscribe(self) -> None:
+        """RQ's command channel, polled every second instead of every 60: closing the channel at shutdown waits
+        for the poll in progress, so a burst worker (tests, ``--burst``) would otherwise hang up to a minute."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        handler = getattr(self, "_pubsub_exception_handler", None)
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=PUBSUB_POLL_SECONDS, daemon=True,
+                                                       **({"exception_handler": handler} if handler else {}))
 
     def perform_job(self, job: Any, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         app = self.flask_app

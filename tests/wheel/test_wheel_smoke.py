@@ -144,6 +144,7 @@ def test_installed_wheel_migrates_renders_connects_and_syncs(versions, wheel, tm
                        check=True, timeout=600)
         kit = run(str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pbx365-host",
                   "minimal_host:make_harness")
-        assert re.search(r"\b3\d passed", kit) and "failed" not in kit, kit
+        passed = re.search(r"\b(\d+) passed", kit)
+        assert passed and int(passed.group(1)) >= 35 and "failed" not in kit and " error" not in kit, kit
     finally:
         emulator.stop()
