@@ -20,7 +20,6 @@ from ..exceptions import (
     ConnectionFailedError,
     GraphError,
     NotFoundError,
-    PBX365Error,
     PermissionMissingError,
 )
 from ..graph import GraphClient

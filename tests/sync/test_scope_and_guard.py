@@ -74,7 +74,6 @@ def test_expired_delta_token_means_full_resync(env):
 
 def _empty_directory_fault(env, users: list[dict] | None = None) -> None:
     """The next full read of /users answers with ``users`` (none: an empty directory) on its only page."""
-    base = env.emulator.base_url
     env.emulator.add_fault(method="GET", path=r"/v1\.0/users\?.*select", times=1, body={
         "value": users or []})
 
