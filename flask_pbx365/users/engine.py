@@ -22,7 +22,7 @@ from ..state import get_state
 from ..tenants import require_connection
 from .extensions import ExtensionAllocator
 from .guard import check as guard_check
-from .mapping import SELECT, options_hash
+from .mapping import SELECT, is_enabled, is_nameless, options_hash
 from .photos import sync_photos
 from .plan import REMOVALS, UPSERTS, Action, Plan, Planner
 from .scope import Scope
@@ -162,7 +162,7 @@ class UserSync:
                 return "failed", f"Reading users from Microsoft 365 failed: {exc} Nothing was changed."
             ctx.report(force=True, phase="planning")
             now = datetime.now(timezone.utc)
-            links, host_users = self._known(users, full, now)
+            links, host_users = self._known(users, full, now, scope)
             planner = Planner(self.options, scope, links, host_users, now)
             for oid, user in users.items():
                 planner.consider(oid, user)
@@ -202,7 +202,8 @@ class UserSync:
     def _mine(self) -> sa.ColumnElement[bool]:
         return sa.and_(UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id)
 
-    def _known(self, users: dict[str, dict], full: bool, now: datetime) -> tuple[list[UserLink], list[HostUser]]:
+    def _known(self, users: dict[str, dict], full: bool, now: datetime,
+               scope: Scope) -> tuple[list[UserLink], list[HostUser]]:
         """The links and PBX users this round's plan needs.
 
         A full round needs them all (whoever was not returned is gone). An incremental round costs what it
@@ -224,8 +225,11 @@ class UserSync:
             links += [link for link in self.session.scalars(sa.select(UserLink).where(
                 self._mine(), UserLink.state == "disabled", UserLink.disabled_at <= due)) if link.id not in seen]
         by_oid = {link.object_id.lower(): link for link in links}
+        # Only someone the plan may link or create needs the PBX's whole list (to match by UPN or email, and
+        # for free extensions); a guest, a disabled or an unselected user without a link only gets skipped.
         newcomer = any("@removed" not in user and (oid not in by_oid or by_oid[oid].state == "deleted")
-                       for oid, user in users.items())
+                       and scope.selects(user) and is_enabled(user) and not scope.excluded_type(user)
+                       and not is_nameless(user) for oid, user in users.items())
         if newcomer:
             return links, self.host.list_users(self.tenant)
         return links, get_users(self.host, self.tenant, [link.host_user_id for link in links])
