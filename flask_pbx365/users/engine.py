@@ -307,18 +307,14 @@ class UserSync:
         oid = (action.object_id or "").lower()
         try:
             client.patch(f"/users/{action.object_id}", {"businessPhones": [extension]})
-        except PermissionMissingError as exc:
-            if not self._may_write_phones(client):
-                self._graph_error(f"writing the extension back to {action.upn}: {exc}")
-                self.ctx.item("error", action.user, extension=extension,
-                              detail=f"Could not write the extension to the business phone in Microsoft 365: {exc}")
-                return
-            self.write_back_refused[oid] = extension
-            self.ctx.item("error", action.user, extension=extension, detail=(
-                "Business phone not written: privileged admin: Microsoft does not allow app-only phone updates "
-                "of administrators. Set it in the Microsoft 365 admin center; the sync does not try again until "
-                "the extension changes."))
         except GraphError as exc:
+            if isinstance(exc, PermissionMissingError) and self._may_write_phones(client):
+                self.write_back_refused[oid] = extension
+                self.ctx.item("error", action.user, extension=extension, detail=(
+                    "Business phone not written: privileged admin: Microsoft does not allow app-only phone "
+                    "updates of administrators. Set it in the Microsoft 365 admin center; the sync does not try "
+                    "again until the extension changes."))
+                return
             self._graph_error(f"writing the extension back to {action.upn}: {exc}")
             self.ctx.item("error", action.user, extension=extension,
                           detail=f"Could not write the extension to the business phone in Microsoft 365: {exc}")
