@@ -183,6 +183,20 @@ def edit_user(user_id: int):
     return render_template("admin/user_edit.html", user=user, statuses=PRESENCE_STATUSES)
 
 
+@bp.post("/users/<int:user_id>/call")
+@admin_required
+def simulate_call(user_id: int):
+    """The user's page: ring the desk phone, answer it, hang up (Teams shows "In a call" meanwhile)."""
+    user = tenant_user(user_id)
+    state = request.form.get("state", "")
+    if state not in directory.CALL_STATES:
+        flash("Choose ring, answer or hang up.", "error")
+    else:
+        directory.set_call_state(user, state)
+        flash(f"{user.username}: phone {state.replace('_', ' ')}.", "ok")
+    return redirect(url_for("admin.edit_user", user_id=user.id))
+
+
 @bp.post("/users/<int:user_id>/enabled")
 @admin_required
 def set_enabled(user_id: int):

@@ -177,6 +177,17 @@ def presence(slug: str, extension: str):
     return jsonify(status=user.presence_status, source=user.presence_source)
 
 
+@bp.put("/tenants/<slug>/users/<extension>/call-state")
+def call_state(slug: str, extension: str):
+    """The PBX's phone of that user: ``{"state": "on_call" | "ringing" | "idle"}`` → 204."""
+    user = _user(_tenant(slug), extension)
+    state = _text(_body(), "state", required=True)
+    if state not in directory.CALL_STATES:
+        raise BadRequest(f"state is one of {', '.join(directory.CALL_STATES)}")
+    directory.set_call_state(user, state)
+    return "", 204
+
+
 @bp.get("/tenants/<slug>/notifications")
 def notifications(slug: str):
     tenant = _tenant(slug)

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
+from flask_pbx365.teams_presence import call_state_changed
 
 from .models import Tenant, User, db
 
@@ -144,3 +145,16 @@ def m365_object_ids(tenant: str) -> dict[str, str]:
         return {}
     rows = db.session.execute(sa.select(UserLink.host_user_id, UserLink.object_id).where(UserLink.tenant == tenant))
     return {host_user_id: object_id for host_user_id, object_id in rows}
+
+
+CALL_STATES = ("idle", "ringing", "on_call")
+
+
+def set_call_state(user: User, state: str) -> None:
+    """The simulated desk phone of ``user`` rings, is answered or hangs up: stored, reported to the extension's
+    Teams presence (which shows "In a call" in Teams), and committed."""
+    if state not in CALL_STATES:
+        raise HostAdapterError(f"state is one of {', '.join(CALL_STATES)}")
+    user.call_state = state
+    call_state_changed(user.tenant.slug, str(user.id), state)
+    db.session.commit()

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
-from flask_pbx365.host import (PRESENCE_STATUSES, HostTenant, HostUser, MailMessage, PhonebookEntry,
+from flask_pbx365.host import (PRESENCE_SOURCES, PRESENCE_STATUSES, CallState, HostTenant, HostUser, MailMessage, PhonebookEntry,
                                PresenceSource, PresenceStatus, PublicURLs, SignInTarget, UserChange,
                                UserChangeResult, UserFields)
 
@@ -298,11 +298,14 @@ class DemoHost:
     def set_presence(self, tenant: str, user_id: str, status: PresenceStatus, source: PresenceSource) -> None:
         if status not in PRESENCE_STATUSES:
             raise HostAdapterError(f"Unknown presence status {status!r}: use one of {', '.join(PRESENCE_STATUSES)}.")
-        if source not in ("user", "calendar", "admin"):
-            raise HostAdapterError(f"Unknown presence source {source!r}: use user, calendar or admin.")
+        if source not in PRESENCE_SOURCES:
+            raise HostAdapterError(f"Unknown presence source {source!r}: use one of {', '.join(PRESENCE_SOURCES)}.")
         user = self._user(tenant, user_id)
         user.presence_status, user.presence_source = status, source
         db.session.flush()
+
+    def get_call_state(self, tenant: str, user_id: str) -> CallState:
+        return self._user(tenant, user_id).call_state or "idle"  # type: ignore[return-value]
 
     # --- sign-in ------------------------------------------------------------------------------------------
     def login_user(self, tenant: str, user_id: str, target: SignInTarget) -> Response:

@@ -100,6 +100,7 @@ class User(PasswordMixin, db.Model):
     photo_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     presence_status: Mapped[str] = mapped_column(sa.String(32), default="available")
     presence_source: Mapped[str] = mapped_column(sa.String(16), default="user")
+    call_state: Mapped[str] = mapped_column(sa.String(16), default="idle", server_default="idle")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     tenant: Mapped[Tenant] = relationship(lazy="joined")

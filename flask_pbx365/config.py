@@ -55,8 +55,8 @@ PBX365_CA_BUNDLE: str | None = None
 #: Proxies whose ``X-Forwarded-*`` headers are trusted when building redirect URIs (IP addresses; empty: none).
 PBX365_TRUSTED_PROXIES: list[str] = []
 
-#: Seconds between two passes of ``flask pbx365 scheduler``.
-PBX365_SCHEDULER_INTERVAL: float = 30.0
+#: Seconds between two passes of ``flask pbx365 scheduler`` (Teams presence polls as often as every 10 seconds).
+PBX365_SCHEDULER_INTERVAL: float = 10.0
 
 #: How long a finished job's result is kept in Redis, in seconds (run history itself is in the database).
 PBX365_JOB_RESULT_TTL: int = 86400
@@ -91,7 +91,18 @@ PBX365_SYNC_LOCK_TTL: int = 60
 #: Presence runs that changed nothing kept per tenant (presence runs every minute; older quiet runs are pruned).
 PBX365_PRESENCE_QUIET_RUNS: int = 60
 
-#: Names of features to switch off in this portal (``users``, ``sign_in``, ``contacts``, ``mail``, ``presence``):
+#: Minutes an application presence session "In a call" lasts in Teams before the scheduler renews it (Graph
+#: allows 5 to 240); a worker that dies mid-call leaves Teams showing it no longer than this.
+PBX365_TEAMS_SESSION_MINUTES: int = 60
+
+#: A call's Teams session is renewed when fewer than this many minutes of it are left.
+PBX365_TEAMS_RENEW_MINUTES: int = 15
+
+#: A call reported as going on for longer than this many hours is taken as a lost hang-up: its Teams session ends.
+PBX365_TEAMS_MAX_CALL_HOURS: float = 12.0
+
+#: Names of features to switch off in this portal (``users``, ``sign_in``, ``contacts``, ``mail``, ``presence``,
+#: ``teams_presence``):
 #: their tab, settings section, sync command, schedule and subscriptions disappear.
 PBX365_DISABLED_FEATURES: list[str] = []
 

@@ -37,7 +37,7 @@ import pytest
 from flask import Blueprint, Flask, jsonify
 
 from .exceptions import ExtensionInUseError, PBX365Error
-from .host import (PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
+from .host import (CALL_STATES, PRESENCE_SOURCES, PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
                    PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_users)
 from .state import get_state
 
@@ -45,7 +45,6 @@ SOURCE = "microsoft365-kit"
 SHARED_SOURCE = "microsoft365-kit:shared@kit.example"
 GROUP = "PBX365 Kit"
 NO_SUCH_TENANT = "pbx365-kit-no-such-tenant"
-PRESENCE_SOURCES = ("user", "calendar", "admin")
 PROBE_PREFIX = "/_pbx365_kit"
 
 
@@ -691,7 +690,7 @@ def test_a_new_user_has_a_valid_presence(kit):
     user = kit.new_user("presence")
     status, source = kit.read(lambda host: host.get_presence(kit.tenant, user.id))
     assert status in PRESENCE_STATUSES, f"get_presence returned status {status!r}, not one of PRESENCE_STATUSES"
-    assert source in PRESENCE_SOURCES, f"get_presence returned source {source!r}, not user/calendar/admin"
+    assert source in PRESENCE_SOURCES, f"get_presence returned source {source!r}, not one of PRESENCE_SOURCES"
 
 
 def test_every_status_and_source_round_trips_for_that_user_only(kit):
@@ -705,6 +704,15 @@ def test_every_status_and_source_round_trips_for_that_user_only(kit):
                 f"set_presence({status!r}, {source!r}) did not read back"
     assert kit.read(lambda host: host.get_presence(kit.tenant, other.id)) == before, \
         "set_presence changed another user's presence"
+
+
+def test_call_state_when_the_host_reports_it(kit):
+    user = kit.new_user("caller")
+    query = getattr(kit.read(lambda host: host), "get_call_state", None)
+    if not callable(query):
+        pytest.skip("the host has no get_call_state (optional: Teams presence then trusts the reported states)")
+    state = kit.read(lambda host: host.get_call_state(kit.tenant, user.id))
+    assert state in CALL_STATES, f"get_call_state returned {state!r}, not one of {CALL_STATES}"
 
 
 # === URLs and mail ================================================================================================

@@ -62,6 +62,8 @@ class Feature:
     - ``probe``: ``probe(tenant) -> {entry: reason}``: entries of ``permissions`` that cannot work whatever is
       granted (a cloud without the API, say), called by test-connection; ``None`` when there is nothing to check.
     - ``subscriptions``: the change notifications it wants, or ``None``.
+    - ``scheduler_pass``: ``scheduler_pass(app)``, called by every pass of ``flask pbx365 scheduler`` for work
+      that is not a run (renewing Teams call sessions), or ``None``.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Feature:
     public_routes: Routes | None = None
     probe: Callable[[str], Mapping[str, str]] | None = None
     subscriptions: Subscriptions | None = None
+    scheduler_pass: Callable[[Any], object] | None = None
 
     @property
     def runs(self) -> bool:

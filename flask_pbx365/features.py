@@ -13,9 +13,10 @@ from .feature import Feature
 from .mail.feature import FEATURE as MAIL
 from .presence.feature import FEATURE as PRESENCE
 from .sso.feature import FEATURE as SIGN_IN
+from .teams_presence.feature import FEATURE as TEAMS_PRESENCE
 from .users.feature import FEATURE as USERS
 
-FEATURES: tuple[Feature, ...] = (USERS, SIGN_IN, CONTACTS, MAIL, PRESENCE)
+FEATURES: tuple[Feature, ...] = (USERS, SIGN_IN, CONTACTS, MAIL, PRESENCE, TEAMS_PRESENCE)
 
 
 def select_features(features: Iterable[Feature] | None, disabled: Iterable[str] = ()) -> tuple[Feature, ...]:

@@ -19,7 +19,12 @@ from .exceptions import ExtensionInUseError, PBX365Error
 
 PRESENCE_STATUSES = ("available", "away", "dnd", "lunch", "business_trip", "holiday")
 PresenceStatus = Literal["available", "away", "dnd", "lunch", "business_trip", "holiday"]
-PresenceSource = Literal["user", "calendar", "admin"]
+#: Who set a presence status: the user, calendar presence, an admin, or Teams presence.
+PresenceSource = Literal["user", "calendar", "admin", "teams"]
+PRESENCE_SOURCES = ("user", "calendar", "admin", "teams")
+#: A user's phone as the host reports it to Teams presence (:func:`flask_pbx365.teams_presence.call_state_changed`).
+CallState = Literal["idle", "ringing", "on_call"]
+CALL_STATES = ("idle", "ringing", "on_call")
 SignInTarget = Literal["admin", "web", "app"]
 
 
@@ -264,6 +269,18 @@ class PBXHostBatch(Protocol):
                         deletes: list[str]) -> dict[str, PBX365Error]:
         """Upsert (by ``source`` and ``key``) and delete entries of ``source`` in the user's personal phonebook
         (``user_id``) or the company one (``None``); returns the errors by key (empty when all was applied)."""
+
+
+class PBXHostCalls(Protocol):
+    """An optional call-state query a host may add to :class:`PBXHost` for Teams presence.
+
+    The host reports call state changes by calling :func:`flask_pbx365.teams_presence.call_state_changed`; with
+    this method the extension also asks before it renews a long call's "In a call" in Teams, so a hang-up the
+    host failed to report ends the Teams session at the next renewal instead of after the maximum call length.
+    """
+
+    def get_call_state(self, tenant: str, user_id: str) -> CallState:
+        """The user's phone now: ``idle``, ``ringing`` or ``on_call``."""
 
 
 def get_users(host: PBXHost, tenant: str, user_ids: Iterable[str]) -> list[HostUser]:

@@ -246,6 +246,34 @@ class PresenceState(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class TeamsPresenceState(Base):
+    """What Teams presence remembers about one PBX user, both ways.
+
+    Teams → PBX: ``availability``/``activity`` last read from Teams (a poll acts on a change only);
+    ``applied_status`` the PBX status a Teams change set, ``previous_status``/``previous_source`` what to give back
+    when Teams no longer says anything that maps. PBX → Teams: ``call_state`` as the host last reported it, and
+    ``session_expires_at`` when the application presence session set for it ends (null: no session).
+    """
+
+    __tablename__ = "pbx365_teams_presence"
+    __table_args__ = (sa.UniqueConstraint("tenant", "host_user_id", name="uq_pbx365_teams_presence_host_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(64))
+    host_user_id: Mapped[str] = mapped_column(sa.String(64))
+    object_id: Mapped[str] = mapped_column(sa.String(36))
+    availability: Mapped[str | None] = mapped_column(sa.String(32))
+    activity: Mapped[str | None] = mapped_column(sa.String(64))
+    applied_status: Mapped[str | None] = mapped_column(sa.String(16))
+    previous_status: Mapped[str | None] = mapped_column(sa.String(16))
+    previous_source: Mapped[str | None] = mapped_column(sa.String(16))
+    call_state: Mapped[str] = mapped_column(sa.String(16), default="idle")
+    call_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    session_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    push_error: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class MailOutboxMessage(Base):
     """An email queued for Microsoft 365 (Graph ``sendMail``): the mail job reads it by id, so a worker restart
     loses nothing. ``status``: queued, sending, sent or failed (``error`` says why). ``on_result`` is the host's

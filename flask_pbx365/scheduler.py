@@ -92,10 +92,17 @@ def send_expiry_notices(app: Flask, now: datetime | None = None) -> list[tuple[s
 
 
 def run_once(app: Flask) -> None:
-    """One scheduler pass: due runs, certificate expiry notices, change-notification subscriptions."""
+    """One scheduler pass: due runs, certificate expiry notices, change-notification subscriptions, and each
+    feature's own pass (:attr:`~flask_pbx365.feature.Feature.scheduler_pass`)."""
     dispatch_due(app)
     send_expiry_notices(app)
     subscriptions_pass(app)
+    for feature in get_state(app).features:
+        if feature.scheduler_pass is not None:
+            try:
+                feature.scheduler_pass(app)
+            except PBX365Error as exc:
+                log.warning("scheduler pass of %s failed: %s", feature.name, exc)
 
 
 def run_forever(app: Flask, interval: float, stop: Callable[[], bool] = lambda: False) -> None:

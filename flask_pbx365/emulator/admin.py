@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from .fixtures import FixtureError, load_fixture, make_application, make_user, photo_from
 from .generate import generate_tenant
 from .graph_common import store
+from .graph_presence import AVAILABILITIES, admin_view, set_client_presence
 from .store import Tenant, UnknownTenant, public
 from .traffic import FaultSpecError
 
@@ -297,6 +298,50 @@ def delete_photo(tid: str, uid: str) -> tuple[str, int]:
         user["_photo"] = None
         store().record_change(t, "user", user["id"], "updated", data={"properties": ["photo"]})
     return "", 204
+
+
+# --- Teams presence ------------------------------------------------------------------------------------------
+
+
+def _client_presence(body: Any) -> tuple[str, str]:
+    if not isinstance(body, dict) or body.get("availability") not in AVAILABILITIES:
+        raise AdminError(400, f'"availability" must be one of {", ".join(AVAILABILITIES)}.')
+    activity = body.get("activity") or body["availability"]
+    if not isinstance(activity, str):
+        raise AdminError(400, '"activity" must be a string (InAMeeting, Presenting, InACall, ...).')
+    return body["availability"], activity
+
+
+@admin_bp.put("/tenants/<tid>/users/<uid>/teams-presence")
+def put_teams_presence(tid: str, uid: str) -> Response:
+    """What the user's own Teams client reports; answers the aggregated presence as ``GET`` does."""
+    availability, activity = _client_presence(_json())
+    with store().lock:
+        t = _tenant(tid)
+        user = _user(t, uid)
+        set_client_presence(t, user["id"], availability, activity)
+        return jsonify(admin_view(t, user["id"]))
+
+
+@admin_bp.get("/tenants/<tid>/users/<uid>/teams-presence")
+def get_teams_presence(tid: str, uid: str) -> Response:
+    with store().lock:
+        t = _tenant(tid)
+        return jsonify(admin_view(t, _user(t, uid)["id"]))
+
+
+@admin_bp.put("/tenants/<tid>/teams-presence")
+def put_many_teams_presence(tid: str) -> Response:
+    """``{user id: {"availability", "activity"}}`` for many users at once (benchmarks); answers the count."""
+    body = _json()
+    if not isinstance(body, dict):
+        raise AdminError(400, "The body must map user ids to {availability, activity}.")
+    pairs = {uid: _client_presence(value) for uid, value in body.items()}
+    with store().lock:
+        t = _tenant(tid)
+        for uid, (availability, activity) in pairs.items():
+            set_client_presence(t, _user(t, uid)["id"], availability, activity)
+    return jsonify({"updated": len(pairs)})
 
 
 # --- groups --------------------------------------------------------------------------------------------------

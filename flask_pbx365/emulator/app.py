@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import admin_outlook, graph_mail, graph_outlook, graph_subscriptions
+from . import admin_outlook, graph_mail, graph_outlook, graph_presence, graph_subscriptions
 from .graph_common import GraphHTTPError, add_standard_headers, error_response
 from .keys import SigningKeys
 from .store import Store
@@ -57,7 +57,8 @@ def create_app(state_dir: str | os.PathLike, *, base_url: str | None = None) -> 
                           m365_throttle=Throttle())
     # Graph's routes (literal segments) before Entra's catch-all /<tenant>/... routes.
     for bp in (directory_bp, batch_bp, graph_outlook.outlook_bp, graph_mail.mail_bp,
-               graph_subscriptions.subscriptions_bp, admin_bp, admin_outlook.admin_outlook_bp, ui_bp, entra_bp):
+               graph_subscriptions.subscriptions_bp, graph_presence.presence_bp, admin_bp, admin_outlook.admin_outlook_bp,
+               ui_bp, entra_bp):
         app.register_blueprint(bp)
     graph_subscriptions.init_store(store)
 

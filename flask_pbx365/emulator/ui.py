@@ -18,7 +18,7 @@ ui_bp = Blueprint("m365_ui", __name__, url_prefix="/_emulator/ui")
 PERMISSIONS = ["User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "User-Phone.ReadWrite.All",
                "ProfilePhoto.Read.All", "GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
                "Contacts.Read", "Contacts.ReadWrite", "MailboxSettings.Read", "Mail.Send", "Mail.ReadWrite",
-               "Calendars.Read"]
+               "Calendars.Read", "Presence.Read.All", "Presence.ReadWrite.All"]
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Microsoft Entra admin center (emulator)</title>
 <style>body{font-family:Segoe UI,Arial,sans-serif;margin:24px}section{border:1px solid #ccc;padding:12px;margin:12px 0}

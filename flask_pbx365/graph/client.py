@@ -195,13 +195,15 @@ class GraphClient:
 
     def post(self, path: str, json: Any = None, *, headers: Mapping[str, str] | None = None,
              mailbox: str | None = None, expected: tuple[int, ...] = (200, 201, 202, 204),
-             data: bytes | str | None = None) -> dict | None:
+             data: bytes | str | None = None, idempotent: bool = False) -> dict | None:
         """POST JSON (or raw ``data``, e.g. a base64 MIME message); the answer's JSON object, None when empty.
 
-        Retried on 429/503 only: after a lost response the server may have acted on it.
+        Retried on 429/503 only: after a lost response the server may have acted on it. A POST that only reads
+        (``getPresencesByUserId``) passes ``idempotent=True`` and is retried like a GET.
         """
         url = self.url_for(path)
-        response = self._checked("POST", url, expected, json=json, data=data, headers=headers, mailbox=mailbox)
+        response = self._checked("POST", url, expected, json=json, data=data, headers=headers, mailbox=mailbox,
+                                 idempotent=idempotent)
         return _json_object(response, url) if response.content else None
 
     def patch(self, path: str, json: Any = None, *, headers: Mapping[str, str] | None = None,

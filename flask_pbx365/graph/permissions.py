@@ -23,6 +23,7 @@ IMPLIES: dict[str, tuple[str, ...]] = {
     "Contacts.ReadWrite": ("Contacts.Read",),
     "MailboxSettings.ReadWrite": ("MailboxSettings.Read",),
     "Calendars.ReadWrite": ("Calendars.Read",),
+    "Presence.ReadWrite.All": ("Presence.Read.All",),
 }
 
 #: (method or None for any, path regex relative to /v1.0, permission to add, alternatives) - first match wins.
@@ -35,6 +36,9 @@ PATH_PERMISSIONS: list[tuple[str | None, re.Pattern[str], str, tuple[str, ...]]]
     (None, re.compile(r"^/users/[^/]+/(messages|mailFolders)(/|$)", re.I), "Mail.ReadWrite", ()),
     (None, re.compile(r"^/users/[^/]+/(calendar|calendars|calendarView|events)(/|$)", re.I),
      "Calendars.Read", ()),
+    ("POST", re.compile(r"^/users/[^/]+/presence/\w+$", re.I), "Presence.ReadWrite.All", ()),
+    (None, re.compile(r"^/(users/[^/]+/presence|communications/(getPresencesByUserId|presences))(/|$)", re.I),
+     "Presence.Read.All", ("Presence.ReadWrite.All",)),
     ("PATCH", re.compile(r"^/users/[^/]+$", re.I), "User-Phone.ReadWrite.All", ("User.ReadWrite.All",)),
     (None, re.compile(r"^/groups(/|$)", re.I), "GroupMember.Read.All", ("Group.Read.All",)),
     (None, re.compile(r"^/users(/|\?|$)", re.I), "User.Read.All", ("User.ReadBasic.All",)),

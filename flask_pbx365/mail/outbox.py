@@ -10,13 +10,12 @@ import hashlib
 import logging
 from typing import Callable
 
-import sqlalchemy as sa
 from flask import current_app
 
 from ..exceptions import ConfigurationError
 from ..host import MailMessage
 from ..models import MailOutboxAttachment, MailOutboxMessage
-from ..runs.queue import get_queue
+from ..runs.queue import after_commit, get_queue
 from ..settings import get_settings
 from ..state import get_state
 from .delivery import deliver_message
@@ -27,10 +26,6 @@ log = logging.getLogger("flask_pbx365.mail")
 
 def _session():
     return get_state().db.session
-
-
-_PENDING = "pbx365_mail_pending"
-_HOOKED = "pbx365_mail_hooked"
 
 
 def is_enabled(tenant: str) -> bool:
@@ -77,25 +72,8 @@ def send_mail(tenant: str, message: MailMessage, *, on_result: Callable[[MailRes
 
 
 def _enqueue_after_commit(tenant: str, message_id: str) -> None:
-    session = _session()()  # the Session behind the scoped session: the events are per Session object
-    session.info.setdefault(_PENDING, []).append((tenant, message_id))
-    if not session.info.get(_HOOKED):
-        session.info[_HOOKED] = True
-        sa.event.listen(session, "after_commit", _after_commit)
-        sa.event.listen(session, "after_rollback", _after_rollback)
-
-
-def _after_commit(session) -> None:
-    pending, session.info[_PENDING] = session.info.get(_PENDING) or [], []
-    for tenant, message_id in pending:
-        try:
-            enqueue(tenant, message_id)
-        except Exception:  # the commit happened; the message stays queued and the tab offers to send it again
-            log.exception("could not enqueue mail %s of tenant %s", message_id, tenant)
-
-
-def _after_rollback(session) -> None:
-    session.info[_PENDING] = []
+    # If the enqueue fails the message stays queued and the tab offers to send it again.
+    after_commit(lambda: enqueue(tenant, message_id), f"enqueueing mail {message_id} of tenant {tenant}")
 
 
 def enqueue(tenant: str, message_id: str) -> None:

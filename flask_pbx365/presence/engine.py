@@ -16,7 +16,7 @@ from ..exceptions import GraphError, NotFoundError, PBX365Error, PermissionMissi
 from ..graph import GraphClient
 from ..host import HostUser
 from ..models import PresenceState, SyncRun, SyncRunItem, UserLink
-from ..runs import RunContext
+from ..runs import RunContext, prune_quiet_runs
 from ..settings import get_settings
 from ..state import get_state
 from ..tenants import require_connection
@@ -80,7 +80,7 @@ class PresenceSync:
                     self._chunk(client, targets[start:start + CHUNK], states, datetime.now(timezone.utc))
         if not self.dry_run:
             keep = int(self.state.app.config["PBX365_PRESENCE_QUIET_RUNS"])
-            prune_quiet_runs(self.tenant, keep=keep, current=self.ctx.run.id)
+            prune_quiet_runs(self.tenant, KIND, keep=keep, current=self.ctx.run.id)
         self.ctx.commit()
         if self.ctx.counts["errors"]:
             return "failed", (f"{self._summary(len(targets))} The statuses of users whose calendar could not be read "
@@ -179,19 +179,6 @@ class PresenceSync:
         self.ctx.item(action, object_id=link.object_id, upn=link.user_principal_name,
                       name=link.display_name or host_user.display_name, extension=host_user.extension,
                       detail=detail)
-
-
-def prune_quiet_runs(tenant: str, keep: int, current: str | None = None) -> int:
-    """Delete the tenant's presence runs that changed nothing, but the newest ``keep``; returns how many went."""
-    session = get_state().db.session
-    quiet = [run for run in session.scalars(sa.select(SyncRun).where(
-        SyncRun.tenant == tenant, SyncRun.kind == KIND, SyncRun.status == "done", SyncRun.id != (current or ""))
-        .order_by(SyncRun.created_at.desc())) if not any((run.counts or {}).values())][keep:]
-    ids = [run.id for run in quiet]
-    if ids:
-        session.execute(sa.delete(SyncRunItem).where(SyncRunItem.run_id.in_(ids)))
-        session.execute(sa.delete(SyncRun).where(SyncRun.id.in_(ids)))
-    return len(ids)
 
 
 def sync_presence(ctx: RunContext) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from .history import (
            FINISHED,
            get_run,
            list_runs,
+           prune_quiet_runs,
            refresh_if_stale,
            run_items,
            status_json,
@@ -23,4 +24,4 @@ from .history import (
 from .lifecycle import RunContext, confirm_run, execute, request_run, wait_for
 
 __all__ = ["ACTIVE", "FINISHED", "RunContext", "confirm_run", "execute", "get_run", "list_runs",
-           "refresh_if_stale", "request_run", "run_items", "status_json", "wait_for"]
+           "prune_quiet_runs", "refresh_if_stale", "request_run", "run_items", "status_json", "wait_for"]

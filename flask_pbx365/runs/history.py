@@ -126,3 +126,17 @@ def refresh_if_stale(run: SyncRun) -> bool:
     run.finished_at = utcnow()
     _session().commit()
     return True
+
+
+def prune_quiet_runs(tenant: str, kind: str, keep: int, current: str | None = None) -> int:
+    """Delete the tenant's finished runs of ``kind`` that changed nothing, but the newest ``keep`` (frequent polls
+    would otherwise fill the history with empty runs); returns how many went."""
+    session = get_state().db.session
+    quiet = [run for run in session.scalars(sa.select(SyncRun).where(
+        SyncRun.tenant == tenant, SyncRun.kind == kind, SyncRun.status == "done", SyncRun.id != (current or ""))
+        .order_by(SyncRun.created_at.desc())) if not any((run.counts or {}).values())][keep:]
+    ids = [run.id for run in quiet]
+    if ids:
+        session.execute(sa.delete(SyncRunItem).where(SyncRunItem.run_id.in_(ids)))
+        session.execute(sa.delete(SyncRun).where(SyncRun.id.in_(ids)))
+    return len(ids)

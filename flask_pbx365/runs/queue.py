@@ -5,13 +5,19 @@ worker restart. Views, the CLI and the scheduler enqueue them through :func:`get
 """
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Callable
 
+import sqlalchemy as sa
 from flask import Flask
 from rq import Queue, Worker
 
 from ..state import get_state
 
+log = logging.getLogger("flask_pbx365.runs")
+
+_PENDING = "pbx365_after_commit"
+_HOOKED = "pbx365_after_commit_hooked"
 
 #: How often a worker's thread polls RQ's command channel (stop-job, shutdown).
 PUBSUB_POLL_SECONDS = 1
@@ -21,6 +27,31 @@ def get_queue(app: Flask | None = None) -> Queue:
     state = get_state(app)
     cfg = state.app.config
     return Queue(cfg["PBX365_QUEUE"], connection=state.redis(), default_timeout=int(cfg["PBX365_JOB_TIMEOUT"]))
+
+
+def after_commit(action: Callable[[], object], what: str) -> None:
+    """Call ``action`` (typically an enqueue) once the current ``db.session`` transaction commits; never after a
+    rollback. Work stored in that transaction is thus only announced once it exists; a failing ``action`` is logged
+    (``what`` names it) and the stored work waits for the next trigger."""
+    session = get_state().db.session()  # the Session behind the scoped session: events are per Session object
+    session.info.setdefault(_PENDING, []).append((action, what))
+    if not session.info.get(_HOOKED):
+        session.info[_HOOKED] = True
+        sa.event.listen(session, "after_commit", _after_commit)
+        sa.event.listen(session, "after_rollback", _after_rollback)
+
+
+def _after_commit(session: Any) -> None:
+    pending, session.info[_PENDING] = session.info.get(_PENDING) or [], []
+    for action, what in pending:
+        try:
+            action()
+        except Exception:  # the commit happened; what it stored is picked up by the next trigger
+            log.exception("after commit: %s failed", what)
+
+
+def _after_rollback(session: Any) -> None:
+    session.info[_PENDING] = []
 
 
 class AppWorker(Worker):

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("stored configuration", ("tenants", "keys", "settings", "redirects", "oauth")),
     ("graph client", ("graph", "connection")),
     ("run machinery", ("runs",)),
-    ("engines", ("users", "contacts", "presence", "mail", "sso", "notifications")),
+    ("engines", ("users", "contacts", "presence", "teams_presence", "mail", "sso", "notifications")),
     ("views, CLI and jobs", ("*.tab", "*.jobs", "sso.routes", "notifications.webhook", "views", "cli", "scheduler")),
     ("features", ("*.feature", "features")),
     ("extension", ("extension", "")),
