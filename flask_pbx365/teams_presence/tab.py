@@ -69,7 +69,7 @@ def _in_a_call(tenant: str) -> list[dict]:
                                                     TeamsPresenceState.push_error.is_not(None)))
         .order_by(TeamsPresenceState.call_changed_at.desc()).limit(200)))
     names = dict(session.execute(sa.select(UserLink.object_id, UserLink.display_name).where(
-        UserLink.tenant == tenant, UserLink.object_id.in_([r.object_id for r in rows])))) if rows else {}
+        UserLink.tenant == tenant, UserLink.object_id.in_([r.object_id for r in rows]))).all()) if rows else {}
     return [{"name": names.get(r.object_id) or r.object_id, "state": r.call_state.replace("_", " "),
              "since": r.call_changed_at, "until": r.session_expires_at, "error": r.push_error} for r in rows]
 
@@ -78,7 +78,7 @@ def _opt_out_text(tenant: str, ids: list[str]) -> str:
     if not ids:
         return ""
     upns = dict(get_state().db.session.execute(sa.select(UserLink.object_id, UserLink.user_principal_name).where(
-        UserLink.tenant == tenant, UserLink.object_id.in_(ids))))
+        UserLink.tenant == tenant, UserLink.object_id.in_(ids))).all())
     return "\n".join(upns.get(i) or i for i in ids)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.presence.conftest import CALENDAR_PERMISSIONS, PresenceEnv
-from tests.sync.conftest import connect
+from tests.sync.conftest import connect, empty_env  # noqa: F401  (empty_env: a fixture the tests here use)
 
 TEAMS_PERMISSIONS = [*CALENDAR_PERMISSIONS, "Presence.Read.All", "Presence.ReadWrite.All"]
 
