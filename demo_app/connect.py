@@ -21,7 +21,8 @@ FIXTURE = Path(__file__).with_name("fixtures") / "acme_tenant.json"
 #: The application (client) ID of the demo's app registration in the emulator.
 APP_ID = "5f2c9a4e-8d1b-4c3a-b6e7-0a9d8c7b6e51"
 PERMISSIONS = ["User.ReadBasic.All", "User.Read.All", "ProfilePhoto.Read.All", "GroupMember.Read.All",
-               "Contacts.Read", "MailboxSettings.Read", "Mail.Send", "Calendars.Read", "User-Phone.ReadWrite.All"]
+               "Contacts.Read", "MailboxSettings.Read", "Mail.Send", "Mail.ReadWrite", "Calendars.Read",
+               "User-Phone.ReadWrite.All", "Presence.Read.All", "Presence.ReadWrite.All"]
 
 
 def connect_acme() -> list[str]:
@@ -80,10 +81,11 @@ def connect_acme() -> list[str]:
     first_connection = not export_settings(TENANT)["configure"].get("client_id")
     if first_connection:  # later runs leave the admin's Sign In tab alone
         settings["sign_in"] = {"enabled": True}
+        settings["teams_presence"] = {"enabled": True}
     import_settings(TENANT, settings)
     db.session.commit()
     done.append(f"configured {TENANT}: client {APP_ID}, directory {directory_id}, cloud custom at {base}"
-                + ("; Microsoft sign-in enabled" if first_connection else ""))
+                + ("; Microsoft sign-in and Teams presence enabled" if first_connection else ""))
     return done
 
 

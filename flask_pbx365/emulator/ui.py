@@ -11,6 +11,7 @@ from flask import Blueprint, Response, redirect, render_template_string, request
 
 from .fixtures import FixtureError, make_application
 from .graph_common import store
+from .graph_presence import AVAILABILITIES, admin_view, set_client_presence
 from .store import UnknownTenant
 
 ui_bp = Blueprint("m365_ui", __name__, url_prefix="/_emulator/ui")
@@ -48,7 +49,19 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Microsoft Entr
 <form method="post" action="{{ url_for('m365_ui.grant', tid=tenant.id, app_id=app.appId) }}">
 <p>Admin consent: <b class="consent">{{ "Granted" if app.adminConsent else "Not granted" }}</b></p>
 <input type="submit" value="Grant admin consent for {{ tenant.display_name }}" id="grant-consent"></form>
-</section>{% endfor %}{% endif %}</body></html>"""
+</section>{% endfor %}
+<section id="teams-presence"><h2>Microsoft Teams presence</h2>
+<p>What Teams shows each user now (application sessions such as a PBX's "In a call" included); change what a
+user's own Teams client reports.</p>
+<table><thead><tr><th>User</th><th>Teams shows</th><th>Application sessions</th><th>Their Teams client</th></tr></thead><tbody>
+{% for row in presence %}<tr data-user="{{ row.upn }}"><td>{{ row.name }}</td>
+<td class="teams-shows">{{ row.view.availability }}{% if row.view.activity != row.view.availability %} · {{ row.view.activity }}{% endif %}</td>
+<td>{% for s in row.view.sessions %}{{ s.availability }} · {{ s.activity }} (until {{ s.expiresAt[11:19] }})<br>{% endfor %}</td>
+<td><form method="post" action="{{ url_for('m365_ui.set_teams', tid=tenant.id, uid=row.id) }}">
+<select name="availability" aria-label="Teams client of {{ row.name }}">{% for a in availabilities %}
+<option {% if row.view.client and row.view.client.availability == a %}selected{% endif %}>{{ a }}</option>{% endfor %}</select>
+<input type="submit" value="Set"></form></td></tr>{% endfor %}</tbody></table></section>
+{% endif %}</body></html>"""
 
 
 def _render(tid: str | None, error: str | None = None, ok: str | None = None, status: int = 200) -> Response:
@@ -62,8 +75,15 @@ def _render(tid: str | None, error: str | None = None, ok: str | None = None, st
                 error = error or f"Tenant {tid} does not exist."
         elif tenants:
             tenant = tenants[0]
+        presence = [] if tenant is None else [
+            {"id": u["id"], "upn": u.get("userPrincipalName", ""), "name": u.get("displayName") or u["id"],
+             "view": admin_view(tenant, u["id"])}
+            for u in sorted(tenant.users.values(), key=lambda u: u.get("displayName") or "")[:200]
+            if not u.get("_deleted")]
         html = render_template_string(PAGE, tenants=tenants, tenant=tenant, permissions=PERMISSIONS,
-                                      error=error, ok=ok)
+                                      error=error, ok=ok, presence=presence,
+                                      availabilities=["Offline", "Available", "Busy", "DoNotDisturb", "BeRightBack",
+                                                      "Away"])
     return Response(html, status=status, content_type="text/html; charset=utf-8")
 
 
@@ -121,6 +141,17 @@ def set_permissions(tid: str, app_id: str) -> Response:
         app = _app(tid, app_id)
         app["permissions"] = [p for p in request.form.getlist("permissions") if p in PERMISSIONS]
     return _back(tid, "Permissions saved. Grant admin consent to make them effective.")
+
+
+@ui_bp.post("/<tid>/users/<uid>/teams-presence")
+def set_teams(tid: str, uid: str) -> Response:
+    availability = request.form.get("availability", "")
+    if availability not in AVAILABILITIES:
+        return _render(tid, error=f"Unknown Teams availability {availability!r}.", status=400)
+    with store().lock:
+        tenant = store().tenant(tid)
+        set_client_presence(tenant, tenant.users[uid]["id"], availability, availability)
+    return _back(tid, "Teams presence set.")
 
 
 @ui_bp.post("/<tid>/apps/<app_id>/consent")

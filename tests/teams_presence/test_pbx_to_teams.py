@@ -141,3 +141,13 @@ def test_a_missing_permission_is_shown_and_does_not_storm(tenv, admin_client):
     assert len(tenv.presence_requests("setPresence")) <= 2  # the attempt (and the retry with a fresh token)
     page = admin_client.get("/admin/integrations/microsoft365/teams-presence").get_data(as_text=True)
     assert "Grant the application permission Presence.ReadWrite.All" in page
+
+
+def test_the_emulator_page_shows_in_a_call(tenv):
+    import requests
+
+    tenv.call("alice", "on_call")
+    page = requests.get(f"{tenv.emulator.base_url}/_emulator/ui", params={"tenant": tenv.tid},
+                        verify=tenv.emulator.ca_path, timeout=10).text
+    row = page.split(f'data-user="alice@{tenv.domain}"')[1].split("</tr>")[0]
+    assert "Busy · InACall" in row
