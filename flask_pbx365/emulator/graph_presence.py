@@ -20,6 +20,7 @@ cloudcommunications-getpresencesbyuserid.md):
 - National clouds: Global and US Government L4/L5 have the presence API (their CSDL binds it); 21Vianet does
   not, so a ``china`` tenant answers 400 "Resource not found for the segment", as Graph does for an unbound one.
 
+Between sessions of equal rank the one set last shows (Microsoft does not document a tie-break).
 Not modelled: the staged fade of an idle ``Available`` session to ``AvailableInactive`` and ``Away``.
 
 The user's own Teams client is one more session (``teams-client``), set through the admin API

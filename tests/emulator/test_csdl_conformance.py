@@ -17,7 +17,7 @@ from flask_pbx365.emulator import csdl
 from ..emulator_outlook.conftest import Listener
 from .conftest import ALL_READ, user_id
 
-EXTRA = ["Contacts.Read", "Calendars.Read", "User.Read.All", "Mail.ReadWrite"]
+EXTRA = ["Contacts.Read", "Calendars.Read", "User.Read.All", "Mail.ReadWrite", "Presence.ReadWrite.All"]
 WINDOW = "startDateTime=2026-03-01T00:00:00Z&endDateTime=2026-05-01T00:00:00Z"
 USER_SELECT = ",".join(["accountEnabled", "department", "userType", "createdDateTime", "businessPhones",
                         "mobilePhone", "mail", "companyName", "jobTitle", "officeLocation", "employeeId",
@@ -86,6 +86,9 @@ def filled(graph_for, m365_emulator, m365_tenant):
         "subject": "Trip", "showAs": "oof", "isAllDay": False,
         "start": {"dateTime": "2026-03-26T08:00:00", "timeZone": "Pacific Standard Time"},
         "end": {"dateTime": "2026-03-26T17:00:00", "timeZone": "Pacific Standard Time"}})
+    em.admin("PUT", f"/tenants/{tid}/users/{alice}/teams-presence", {"availability": "Busy", "activity": "InAMeeting"})
+    assert g.request("POST", f"/users/{alice}/presence/setPresence", json={
+        "sessionId": g.app_id, "availability": "Busy", "activity": "InACall"}).status_code == 200
     listener = Listener()
     subscription = g.request("POST", "/subscriptions", json={
         "changeType": "created,updated,deleted", "notificationUrl": listener.url,
@@ -127,6 +130,8 @@ CASES = [
     ("/subscriptions", "", {}, 1),
     ("/subscriptions/{subscription}", "", {}, 1),
     ("/users/{alice}/messages/{draft}", "", {}, 1),
+    ("/users/{alice}/presence", "", {}, 1),
+    ("/communications/presences/{alice}", "", {}, 1),
 ]
 
 
@@ -158,6 +163,17 @@ def test_created_objects_fit_csdl(filled):
     """What POST answers (subscription, draft message) fits its type too."""
     assert _check(filled["subscription"], "microsoft.graph.subscription", "POST /subscriptions") >= 8
     assert _check(filled["draft"], "microsoft.graph.message", "POST /messages") >= 8
+
+
+def test_presences_by_user_id_fit_csdl(filled):
+    """getPresencesByUserId answers a collection of presence (what the CSDL's action returns)."""
+    g, alice = filled["g"], filled["alice"]
+    r = g.request("POST", "/communications/getPresencesByUserId", json={"ids": [alice]})
+    assert r.status_code == 200, r.text
+    assert csdl.schema().resolve_path("/communications/getPresencesByUserId") == "Collection(microsoft.graph.presence)"
+    [item] = r.json()["value"]
+    assert _check(item, "microsoft.graph.presence", "getPresencesByUserId") == 3
+    assert (item["availability"], item["activity"]) == ("Busy", "InACall")  # equal ranks: the newest session
 
 
 def test_single_mailbox_setting_is_the_enum_value(filled):
