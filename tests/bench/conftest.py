@@ -89,6 +89,16 @@ def evaluate_targets(results: dict) -> list[dict]:
     if edit:
         add(f"an edit visible in the PBX at {edit['x'] // 1000}k users (s)", "<= 5 s", edit["seconds_s"],
             edit["seconds_s"] <= 5)
+    teams = _row(results, "teams_poll")
+    if teams:
+        add(f"Teams → PBX poll of {teams['x']} users: requests", f"<= {teams['min_requests']} (ceil(N/650))",
+            teams["requests"], teams["requests"] <= teams["min_requests"])
+        add(f"Teams → PBX poll of {teams['x']} users, nothing changed (s)", "figure", teams["quiet_run_s"], True)
+    calls = _row(results, "teams_calls")
+    if calls:
+        fewest = -(-calls["x"] // 20)
+        add(f"{calls['x']} PBX calls within a second: Graph requests", f"<= {fewest + 5} ($batch of 20)",
+            calls["batch_requests"], calls["batch_requests"] <= fewest + 5)
     return out
 
 

@@ -65,7 +65,8 @@ def test_keys_generate_show_activate(app, tmp_path):
 
 def test_settings_import_merges_and_refuses_unknown_keys(app, tmp_path):
     full = json.loads(run(app, "settings", "export", "acme").stdout)
-    assert set(full) == {"configure", "user_sync", "sign_in", "contacts", "mail", "presence", "notifications"}
+    assert set(full) == {"configure", "user_sync", "sign_in", "contacts", "mail", "presence", "teams_presence",
+                         "notifications"}
     assert full["user_sync"]["deprovision"] == "disable" and full["user_sync"]["guard_percent"] == 10
     assert full["presence"]["mapping"] == {"busy": "dnd", "workingElsewhere": "dnd", "oof": "away", "tentative": None}
 
@@ -100,7 +101,7 @@ def test_settings_import_merges_and_refuses_unknown_keys(app, tmp_path):
 def test_status_json(app):
     status = json.loads(run(app, "status", "acme", "--json").stdout)
     assert status == {"connected": False, "key": None, "runs": [], "next": {"users": None, "contacts": None,
-                                                                              "presence": None},
+                                                                              "presence": None, "teams_presence": None},
                       "subscriptions": []}
     run(app, "configure", "acme", "--client-id", APP_ID, "--directory-id", DIRECTORY_ID, "--cloud", "global")
     run(app, "keys", "generate", "acme")
@@ -125,7 +126,7 @@ def test_test_connection_without_configuration_fails_with_a_reason(app):
     data = json.loads(result.stdout if hasattr(result, "stdout") else result.stdout)
     assert data["ok"] is False and "Configure tab" in data["error"]
     assert set(data["features"]) == {"user_sync", "photos", "group_filter", "contacts", "shared_mailboxes", "mail",
-                                     "calendar", "phone_write_back"}
+                                     "calendar", "phone_write_back", "teams_presence"}
 
 
 def test_worker_and_scheduler_commands(app, redis_conn):

@@ -50,7 +50,8 @@ def test_feature_status_partial_grants():
     assert status["group_filter"] == {"ok": False, "missing": ["GroupMember.Read.All"]}
     assert set(status) == {
         "user_sync", "photos", "group_filter", "contacts", "shared_mailboxes", "mail", "calendar",
-        "phone_write_back"}
+        "phone_write_back", "teams_presence"}
+    assert status["teams_presence"] == {"ok": False, "missing": ["Presence.Read.All", "Presence.ReadWrite.All"]}
     assert feature_status(["User.ReadWrite.All"], CHECKS)["phone_write_back"]["ok"]
     assert feature_status([], CHECKS)["user_sync"] == {"ok": False, "missing": ["User.ReadBasic.All"]}
 
