@@ -1,7 +1,9 @@
 """From a tenant's stored configuration to what the Graph client and the OAuth routes need, and the connection test."""
 from __future__ import annotations
 
+import json
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
@@ -77,7 +79,23 @@ def test_connection(tenant: str) -> dict:
         for name, reason in (feature.probe(tenant) if feature.probe else {}).items():
             result["features"][name] = {**result["features"].get(name, {"missing": []}), "ok": False,
                                         "reason": reason}
+    remember_check(tenant, result)
     return result
+
+
+_LAST_CHECK = "pbx365:connection:last:{tenant}"
+
+
+def remember_check(tenant: str, result: dict) -> None:
+    """Keep the tenant's latest connection test (a week) for the Overview and ``status --json``."""
+    stored = {**result, "at": datetime.now(timezone.utc).isoformat()}
+    get_state().redis().set(_LAST_CHECK.format(tenant=tenant), json.dumps(stored), ex=7 * 86400)
+
+
+def last_check(tenant: str) -> dict | None:
+    """The latest :func:`test_connection` answer of the tenant with its time (``at``), or None."""
+    raw = get_state().redis().get(_LAST_CHECK.format(tenant=tenant))
+    return json.loads(raw) if raw else None
 
 
 test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test when imported into tests

@@ -14,7 +14,7 @@ from .host import PBXHost
 from .sso import signin_button
 from .sqlite import make_host_savepoints_nest
 from .state import PBX365State, get_state
-from .views import CONFIGURE_TAB, build_admin_blueprint, build_public_blueprint
+from .views import CONFIGURE_TAB, OVERVIEW_TAB, build_admin_blueprint, build_public_blueprint
 
 
 class PBX365:
@@ -54,7 +54,7 @@ class PBX365:
 
         make_host_savepoints_nest(app, db)
         features = select_features(self.features, app.config["PBX365_DISABLED_FEATURES"])
-        tabs = (CONFIGURE_TAB, *(f.tab for f in features if f.tab is not None))
+        tabs = (OVERVIEW_TAB, CONFIGURE_TAB, *(f.tab for f in features if f.tab is not None))
         app.extensions["pbx365"] = PBX365State(extension=self, app=app, db=db, host=host, features=features,
                                                tabs=tabs)
         app.register_blueprint(build_admin_blueprint(tabs), url_prefix=app.config["PBX365_ADMIN_URL_PREFIX"])

@@ -11,6 +11,7 @@ from flask import current_app
 
 from ..connection import test_connection
 from ..exceptions import SettingsError
+from ..health import tenant_health
 from ..keys import (
     activate_key_pair,
     active_key_pair,
@@ -165,11 +166,13 @@ def status(tenant, as_json):
         "runs": [r.as_json() for r in runs],
         "next": next_runs(tenant),
         "subscriptions": list_subscriptions(tenant),
+        "health": tenant_health(tenant),
     }
     text = [f"connected: {str(data['connected']).lower()}",
             f"key: {key.sha256} until {key.not_after:%Y-%m-%d}" if key else "key: none"]
     text += [f"next {k}: {v or '-'}" for k, v in data["next"].items()]
     text += [f"run {r['run_id']} {r['kind']} {r['status']} {r['counts']}" for r in data["runs"]]
+    text += [f"health {c['state']:<7} {c['label']}: {c['summary']}" for c in data["health"]["checks"]]
     emit(data, as_json, "\n".join(text))
 
 

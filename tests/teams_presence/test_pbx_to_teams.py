@@ -151,3 +151,14 @@ def test_the_emulator_page_shows_in_a_call(tenv):
                         verify=tenv.emulator.ca_path, timeout=10).text
     row = page.split(f'data-user="alice@{tenv.domain}"')[1].split("</tr>")[0]
     assert "Busy · InACall" in row
+
+
+def test_a_refused_push_is_an_overview_error_with_its_fix(tenv):
+    tenv.emulator.patch_application(tenv.tid, tenv.app_id, permissions=["User.Read.All", "Presence.Read.All"])
+    tenv.call("alice", "on_call")
+    import json
+
+    health = json.loads(tenv.app.test_cli_runner().invoke(args=["pbx365", "status", "acme", "--json"]).output)
+    check = next(c for c in health["health"]["checks"] if c["name"] == "teams_calls")
+    assert check["state"] == "error" and "Presence.ReadWrite.All" in check["fix"]
+    assert check["link"] == "pbx365_admin.teams_presence"

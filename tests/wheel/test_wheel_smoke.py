@@ -125,7 +125,7 @@ def test_installed_wheel_migrates_renders_connects_and_syncs(versions, wheel, tm
         assert connection["features"]["contacts"] == {"ok": False, "missing": ["Contacts.Read"]}
 
         tabs = json.loads(run(str(python), "-c", RENDER_TABS))
-        assert len(tabs) == 7 and set(tabs.values()) == {200}, tabs
+        assert len(tabs) == 8 and set(tabs.values()) == {200}, tabs
 
         queued = json.loads(flask("sync", "users", "acme", "--json"))
         assert queued["status"] == "queued"
