@@ -5,16 +5,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 
-from ..exceptions import PBX365Error
 from ..feature import Tab
 from ..host import PRESENCE_STATUSES
 from ..models import PresenceState, UserLink
 from ..presence.rules import LABELS
 from ..routing import Routes
-from ..runs import list_runs, request_run, run_items, status_json
+from ..runs import list_runs, run_items, status_json
 from ..settings import get_settings
 from ..state import get_state
-from ..views.admin import current_tenant, render_tab, save_section
+from ..views.admin import current_tenant, render_tab, save_section, start_run
 from .engine import KIND
 
 routes = Routes()
@@ -74,27 +73,17 @@ def presence():
     error = save_section("presence", form)
     if error:
         return _page(form=form, error=error, status=400)
-    note = ""
+    flash("Presence settings saved.", "success")
     if form["enabled"] != was_enabled:
         # Turning it on applies meetings in progress now; turning it off gives statuses set by meetings back.
-        try:
-            request_run(tenant, KIND, trigger="manual")
-            note = (" Calendars are being checked now." if form["enabled"]
-                    else " Statuses set from calendars are being restored.")
-        except PBX365Error as exc:
-            note = f" {exc}"
-    flash("Presence settings saved." + note, "success")
+        start_run(KIND, "Calendars are being checked now." if form["enabled"]
+                  else "Statuses set from calendars are being restored.")
     return redirect(url_for("pbx365_admin.presence"))
 
 
 @routes.post("/presence/run")
 def presence_run():
-    try:
-        request_run(current_tenant(), KIND, trigger="manual")
-    except PBX365Error as exc:
-        flash(str(exc), "error")
-    else:
-        flash("Checking calendars now; reload the page to see the result.", "success")
+    start_run(KIND, "Checking calendars now; reload the page to see the result.")
     return redirect(url_for("pbx365_admin.presence"))
 
 

@@ -6,16 +6,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 
-from ..exceptions import PBX365Error
 from ..feature import Tab
 from ..host import PRESENCE_STATUSES
 from ..models import TeamsPresenceState, UserLink
 from ..presence.rules import LABELS
 from ..routing import Routes
-from ..runs import list_runs, request_run, run_items, status_json
+from ..runs import list_runs, run_items, status_json
 from ..settings import get_settings
 from ..state import get_state
-from ..views.admin import current_tenant, render_tab, save_section
+from ..views.admin import current_tenant, render_tab, save_section, start_run
 from .rules import ACTIVITIES, AVAILABILITIES
 from .scope import KIND, unavailable_reason
 
@@ -112,26 +111,17 @@ def teams_presence():
     error = save_section("teams_presence", form)
     if error:
         return _page(form=form, error=error, status=400)
-    note = ""
-    if form["enabled"] and form["to_pbx"] and not (was["enabled"] and was["to_pbx"]) or \
-            (was["enabled"] and not form["enabled"]):
-        try:  # apply (or give back) the statuses now rather than at the next poll
-            request_run(tenant, KIND, trigger="manual")
-            note = " Teams presence is being read now." if form["enabled"] else " Statuses set from Teams are being restored."
-        except PBX365Error as exc:
-            note = f" {exc}"
-    flash("Teams presence settings saved." + note, "success")
+    flash("Teams presence settings saved.", "success")
+    turned_on = form["enabled"] and form["to_pbx"] and not (was["enabled"] and was["to_pbx"])
+    if turned_on or (was["enabled"] and not form["enabled"]):  # apply (or give back) now, not at the next poll
+        start_run(KIND, "Teams presence is being read now." if form["enabled"]
+                  else "Statuses set from Teams are being restored.")
     return redirect(url_for("pbx365_admin.teams_presence"))
 
 
 @routes.post("/teams-presence/run")
 def teams_presence_run():
-    try:
-        request_run(current_tenant(), KIND, trigger="manual")
-    except PBX365Error as exc:
-        flash(str(exc), "error")
-    else:
-        flash("Reading Teams presence now; reload the page to see the result.", "success")
+    start_run(KIND, "Reading Teams presence now; reload the page to see the result.")
     return redirect(url_for("pbx365_admin.teams_presence"))
 
 

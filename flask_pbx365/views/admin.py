@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from .. import signals
 from ..csrf import protect
 from ..exceptions import PBX365Error
 from ..feature import Tab
+from ..runs import request_run
 from ..settings import import_settings
 from ..state import get_state
 from .headers import secure
@@ -57,6 +58,18 @@ def save_section(section: str, values: dict) -> str | None:
     except PBX365Error as exc:
         return str(exc)
     signals.settings_changed.send(get_state().app, tenant=current_tenant())
+    return None
+
+
+def start_run(kind: str, started: str) -> str | None:
+    """Request a manual run of ``kind`` for the current tenant; ``started`` flashed, or the reason it could not
+    start. Returns that reason (None when started)."""
+    try:
+        request_run(current_tenant(), kind, trigger="manual")
+    except PBX365Error as exc:
+        flash(str(exc), "error")
+        return str(exc)
+    flash(started, "success")
     return None
 
 
