@@ -100,6 +100,8 @@ def test_settings_import_merges_and_refuses_unknown_keys(app, tmp_path):
 
 def test_status_json(app):
     status = json.loads(run(app, "status", "acme", "--json").stdout)
+    health = status.pop("health")
+    assert health["state"] == "error" and health["checks"][0]["name"] == "connection"
     assert status == {"connected": False, "key": None, "runs": [], "next": {"users": None, "contacts": None,
                                                                               "presence": None, "teams_presence": None},
                       "subscriptions": []}
