@@ -213,7 +213,7 @@ def _notifications(tenant: str, settings: Mapping[str, Any]) -> Check:
 
 
 def _mail(tenant: str, settings: Mapping[str, Any]) -> Check | None:
-    if not settings["mail"]["enabled"]:
+    if not settings.get("mail", {}).get("enabled"):  # off, or the feature switched off in this portal
         return None
     recent = list_messages(tenant, limit=20)
     failed = [m for m in recent if m.status == "failed"]

@@ -111,6 +111,7 @@ def push_call_states(tenant: str) -> int:
     redis.delete(_WAITING.format(tenant=tenant))  # a change from now on queues another job
     session = state.db.session
     if find_config(tenant) is None or unavailable_reason(tenant):
+        redis.set(_BACKOFF.format(tenant=tenant), "1", ex=BACKOFF_SECONDS)  # nothing can be sent: rest
         return 0
     on = pushing(tenant)
     done, after_id = 0, 0

@@ -146,3 +146,24 @@ def test_subscription_actions_need_an_admin_and_csrf(env, admin_client):
                                data={"csrf_token": csrf_from(html, "/renew")}, follow_redirects=True)
     assert "no longer knows this subscription" in answer.get_data(as_text=True) or \
         "Renewing failed" in answer.get_data(as_text=True)
+
+
+def test_features_switched_off_leave_no_tab_and_no_health_line(database_url, redis_url, tmp_path):
+    from demo_app import create_app
+
+    from tests.conftest import TEST_SECRET, login
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "t",
+                      "PBX365_SECRET_KEY": TEST_SECRET, "PBX365_REDIS_URL": redis_url,
+                      "DEMO_EMULATOR_URL": "https://127.0.0.1:9", "DEMO_PUBLIC_URL": "http://portal.test",
+                      "DEMO_SBC_URL": "https://sbc.test:8444",
+                      "PBX365_DISABLED_FEATURES": ["mail", "contacts", "teams_presence"]})
+    assert app.test_cli_runner().invoke(args=["demo", "init"]).exit_code == 0
+    client = app.test_client()
+    login(client, "admin@acme", "admin")
+    html = client.get(BASE + "/overview").get_data(as_text=True)
+    assert "Teams presence" not in html.split('id="pbx365-health"')[0]
+    with app.app_context():
+        names = {c["name"] for c in _health(app)["checks"]}
+    assert "runs:users" in names and "runs:contacts" not in names and "runs:teams_presence" not in names
+    assert client.get(BASE + "/teams-presence").status_code == 404
