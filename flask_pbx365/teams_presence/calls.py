@@ -114,6 +114,7 @@ def push_call_states(tenant: str) -> int:
         redis.set(_BACKOFF.format(tenant=tenant), "1", ex=BACKOFF_SECONDS)  # nothing can be sent: rest
         return 0
     on = pushing(tenant)
+    opted_out = {o.lower() for o in options(tenant)["opt_out"]}
     done, after_id = 0, 0
     with GraphClient(credentials_for(tenant), **client_options()) as client:
         while True:
@@ -122,7 +123,7 @@ def push_call_states(tenant: str) -> int:
             if not rows:
                 break
             after_id = rows[-1].id
-            done += _push(client, tenant, rows, on)
+            done += _push(client, tenant, rows, on, opted_out)
             session.commit()
     return done
 
@@ -151,13 +152,13 @@ def _wanted(tenant: str, row: TeamsPresenceState, on: bool, now: datetime) -> bo
     return True
 
 
-def _push(client: GraphClient, tenant: str, rows: list[TeamsPresenceState], on: bool) -> int:
+def _push(client: GraphClient, tenant: str, rows: list[TeamsPresenceState], on: bool, opted_out: set[str]) -> int:
     now = _now()
     minutes = _session_minutes()
     app_id = client.credentials.client_id
     requests, wanted = [], {}
     for row in rows:
-        wanted[row.id] = _wanted(tenant, row, on, now)
+        wanted[row.id] = _wanted(tenant, row, on and row.object_id not in opted_out, now)
         path = f"/users/{row.object_id}/presence/"
         if wanted[row.id]:
             availability, activity = OWN_SESSION

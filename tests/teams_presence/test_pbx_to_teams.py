@@ -162,3 +162,20 @@ def test_a_refused_push_is_an_overview_error_with_its_fix(tenv):
     check = next(c for c in health["health"]["checks"] if c["name"] == "teams_calls")
     assert check["state"] == "error" and "Presence.ReadWrite.All" in check["fix"]
     assert check["link"] == "pbx365_admin.teams_presence"
+
+
+def test_opting_out_during_a_call_ends_the_session_at_its_renewal(tenv):
+    from flask_pbx365.models import TeamsPresenceState
+    from flask_pbx365.scheduler import run_once
+    from flask_pbx365.state import get_state
+
+    tenv.call("alice", "on_call")
+    tenv.teams_settings(opt_out=[tenv.oid("alice")])
+    with tenv.app.app_context():
+        session = get_state().db.session
+        session.execute(sa.update(TeamsPresenceState).values(
+            session_expires_at=datetime.now(timezone.utc) + timedelta(minutes=5)))
+        session.commit()
+        run_once(tenv.app)
+    tenv.work()
+    assert tenv.teams_view("alice")["sessions"] == []
