@@ -35,6 +35,30 @@ from .tenants import find_config
 
 ORDER = {"ok": 0, "warning": 1, "error": 2}
 _AADSTS = re.compile(r"AADSTS\d+")
+_TOKEN_FIX = ("Check the IDs, upload the active public_key.pem in Entra (Certificates & secrets) and grant admin "
+              "consent, then test again.")
+_MISSING = re.compile(r"Missing application permission ([\w.-]+)")
+_RUN_FIXES = [
+    (re.compile(r"HTTP 50[0234]|timed out|could not reach|connection (reset|refused|aborted)|Max retries", re.I),
+     "Microsoft 365 did not answer; the next run tries again. If it repeats, check this server's outbound HTTPS "
+     "to Microsoft Graph (Configure: Test connection)."),
+    (re.compile(r"HTTP 429|throttl", re.I),
+     "Microsoft 365 throttled the requests; the next run continues where this one stopped. Nothing to do unless "
+     "it repeats."),
+    (re.compile(r"not a shared mailbox|no mailbox", re.I),
+     "Enter the address of a shared mailbox on the Contacts tab (Exchange admin center > Mailboxes > Shared), or "
+     "remove it."),
+]
+#: Entra's answers whose fix is known exactly (AADSTS codes: learn.microsoft.com reference-error-codes).
+_TOKEN_FIXES = {
+    "AADSTS1000502": "The certificate Entra holds has expired: generate a new key pair (Configure), upload its "
+                     "public_key.pem in Entra (Certificates & secrets) and use it.",
+    "AADSTS700027": "Entra does not know the key this portal signs with: upload the active key pair's "
+                    "public_key.pem in Entra (Certificates & secrets).",
+    "AADSTS700016": "No app with this application (client) ID in the directory: copy the ID from the app's "
+                    "Overview in Entra.",
+    "AADSTS90002": "No directory with this directory (tenant) ID: copy it from Entra's Overview.",
+}
 
 #: test-connection entry -> whether the tenant's settings use it (user sync itself is always needed).
 IN_USE: dict[str, Callable[[Mapping[str, Any]], bool]] = {
@@ -74,10 +98,10 @@ def _connection(tenant: str, checked: dict | None) -> Check:
                      "Test the connection (Configure tab, or Check now here).", "pbx365_admin.configure")
     if checked.get("error"):
         code = _AADSTS.search(checked["error"])
+        aadsts = code.group(0) if code else None
         return Check("connection", "Connection", "error", f"No token: {checked['error']}",
-                     "Check the IDs, upload the active public_key.pem in Entra (Certificates & secrets) and grant "
-                     "admin consent, then test again.", "pbx365_admin.configure",
-                     {"aadsts": code.group(0) if code else None, "at": checked.get("at")})
+                     _TOKEN_FIXES.get(aadsts or "", _TOKEN_FIX), "pbx365_admin.configure",
+                     {"aadsts": aadsts, "at": checked.get("at")})
     return Check("connection", "Connection", "ok", f"A token was issued ({checked.get('at', '')[:16]} UTC).",
                  details={"at": checked.get("at")})
 
@@ -146,12 +170,30 @@ def _redirects(tenant: str) -> Check:
     return Check("redirect_uris", "Redirect URIs", "ok", " and ".join(u.uri for u in uris), details=details)
 
 
-def _runs(tenant: str) -> list[Check]:
+def fix_for(message: str) -> str:
+    """What the admin does about a failed run or request, from its message (Entra's and Graph's answers)."""
+    code = _AADSTS.search(message or "")
+    if code and code.group(0) in _TOKEN_FIXES:
+        return _TOKEN_FIXES[code.group(0)]
+    missing = _MISSING.search(message or "")
+    if missing:
+        return (f"Grant admin consent for {missing.group(1)} (Entra: API permissions > Add a permission > "
+                "Application permissions, then 'Grant admin consent'), then run it again.")
+    for pattern, fix in _RUN_FIXES:
+        if pattern.search(message or ""):
+            return fix
+    return "Fix what the message names, then run it again."
+
+
+def _runs(tenant: str, endpoint: str | None = None) -> list[Check]:
+    """One line per feature with runs (only the one whose tab is ``endpoint``, when given)."""
     state = get_state()
     upcoming = next_runs(tenant)
     checks = []
     for feature in state.run_features:
         tab = f"pbx365_admin.{feature.tab.endpoint}" if feature.tab else None
+        if endpoint is not None and tab != endpoint:
+            continue
         last = state.db.session.scalars(sa.select(SyncRun).where(SyncRun.tenant == tenant, SyncRun.kind == feature.name)
                                         .order_by(SyncRun.created_at.desc()).limit(1)).first()
         if last is not None:
@@ -168,7 +210,7 @@ def _runs(tenant: str) -> list[Check]:
                                 details))
         elif run["status"] == "failed":
             checks.append(Check(name, label, "error", f"The last run failed: {run['message']}",
-                                "Fix what the message names, then run it again.", tab, details))
+                                fix_for(run["message"]), tab, details))
         else:
             counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items() if v) or "nothing changed"
             took = _duration(last)
@@ -244,6 +286,22 @@ def _teams_calls(tenant: str, settings: Mapping[str, Any]) -> Check | None:
                      "pbx365_admin.teams_presence", {"refused": refused, "on_call": on_call})
     return Check("teams_calls", "PBX calls in Teams", "ok", f"{on_call} user(s) on the phone shown in a call.",
                  details={"refused": 0, "on_call": on_call})
+
+
+def tab_problems(tenant: str, endpoint: str) -> list[dict]:
+    """The failed lines whose fix is made on the admin tab ``endpoint`` (``pbx365_admin.<view>``), for that tab's
+    error panel; the Overview shows every line itself."""
+    if endpoint == "pbx365_admin.overview":
+        return []
+    checks: list[Check | None] = list(_runs(tenant, endpoint))
+    if endpoint == "pbx365_admin.configure":
+        checked = last_check(tenant)
+        checks += [_connection(tenant, checked), _permissions(get_settings(tenant), checked)]
+    elif endpoint == "pbx365_admin.mail":
+        checks.append(_mail(tenant, get_settings(tenant)))
+    elif endpoint == "pbx365_admin.teams_presence":
+        checks.append(_teams_calls(tenant, get_settings(tenant)))
+    return [asdict(c) for c in checks if c is not None and c.state == "error" and c.link == endpoint]
 
 
 def tenant_health(tenant: str) -> dict:

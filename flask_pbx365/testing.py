@@ -53,8 +53,10 @@ class Certificate:
     sha256: str
 
 
-def make_certificate(common_name: str = "pbx365-test", days: int = 365) -> Certificate:
-    """A self-signed RSA 2048 certificate valid for ``days`` (what ``public_key.pem`` holds)."""
+def make_certificate(common_name: str = "pbx365-test", days: int = 365, *,
+                     not_before: Any = None) -> Certificate:
+    """A self-signed RSA 2048 certificate valid for ``days`` (what ``public_key.pem`` holds), from five minutes ago
+    or from ``not_before`` (an aware datetime: a certificate that has already expired, for instance)."""
     import datetime as dt
 
     from cryptography import x509
@@ -65,9 +67,10 @@ def make_certificate(common_name: str = "pbx365-test", days: int = 365) -> Certi
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.timezone.utc)
+    start = not_before or now - dt.timedelta(minutes=5)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days)).sign(key, hashes.SHA256()))
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=days)).sign(key, hashes.SHA256()))
     return Certificate(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                           serialization.NoEncryption()).decode(),

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .entra_certs import AadError, verify_client_assertion
+from .fixtures import granted_permissions
 from .graph_common import GRAPH_APP_ID, GRAPH_RESOURCES, base_url, store
 from .store import Tenant, UnknownTenant
 
@@ -212,8 +213,9 @@ def _app_token(tenant: Tenant, app: dict, resource: str, acr: str) -> str:
               "appidacr": acr, "idp": iss, "idtyp": "app", "oid": app["servicePrincipalId"],
               "rh": secrets.token_urlsafe(12), "sub": app["servicePrincipalId"], "tid": tenant.id,
               "uti": secrets.token_urlsafe(16), "ver": "1.0"}
-    if app.get("adminConsent") and app.get("permissions"):
-        claims["roles"] = list(app["permissions"])
+    roles = granted_permissions(app)
+    if roles:
+        claims["roles"] = roles
     return _sign(claims)
 
 

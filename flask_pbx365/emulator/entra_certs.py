@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from datetime import datetime, timezone
 
 import jwt
 from cryptography import x509
@@ -56,7 +57,8 @@ def verify_client_assertion(assertion: str, app: dict, audiences: set[str]) -> s
     """Check ``assertion`` for ``app``; returns the matched certificate's SHA-256 hex thumbprint.
 
     Raises :class:`AadError` with Entra's codes: 50027 malformed, 700027 key not registered, 7000274 bad
-    signature, 700024 outside its time range, 50012 wrong audience, 700021 wrong issuer/subject.
+    signature, 1000502 certificate expired (or not yet valid), 700024 outside its time range, 50012 wrong
+    audience, 700021 wrong issuer/subject.
     """
     app_id = app["appId"]
     try:
@@ -96,6 +98,14 @@ def verify_client_assertion(assertion: str, app: dict, audiences: set[str]) -> s
                        "Explorer or directly use MS Graph to see configured keys for app Id "
                        f"'{app_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/"
                        "deployments if you are using national cloud.]")
+    now_utc = datetime.now(timezone.utc)
+    if not match.not_valid_before_utc <= now_utc <= match.not_valid_after_utc:
+        # Entra keeps an expired key credential on the app but refuses assertions signed with it.
+        raise AadError(401, "invalid_client", 1000502,
+                       f"The provided certificate is not within its specified validity window. Certificate "
+                       f"valid from {match.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
+                       f"{match.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}; current time "
+                       f"{now_utc:%Y-%m-%dT%H:%M:%SZ}. Upload a valid certificate for app '{app_id}'.")
     try:
         jwt.decode(assertion, match.public_key(), algorithms=[alg],
                    options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,

@@ -21,7 +21,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .entra import (CODE_LIFETIME, OIDC_SCOPES, REFRESH_LIFETIME, AadError, app_for, entra_bp, tenant_for,
                     user_tokens)
-from .fixtures import ADMIN_ROLE
+from .fixtures import ADMIN_ROLE, grant_admin_consent
 from .graph_common import store
 from .store import Tenant
 
@@ -272,7 +272,7 @@ def admin_consent(tenant_key: str) -> Response:
                 error, user = ("AADSTS90094: The grant requires admin permission. Sign in with a Global "
                                "Administrator of the tenant."), None
             if user is not None and request.form.get("consent") == "accept":
-                app["adminConsent"] = True
+                grant_admin_consent(app)
                 return _respond(uri, "query", {"admin_consent": "True", "tenant": tenant.id, "state": state,
                                                "scope": params.get("scope")})
     return page("Permissions requested", form=True, action=request.path, hidden=params,

@@ -80,6 +80,8 @@ def make_application(data: dict, existing: dict | None = None) -> dict:
     for key in ("displayName", "redirectUris", "certificates", "permissions", "adminConsent", "secrets"):
         if key in data:
             app[key] = data[key]
+    if "permissions" in data or "adminConsent" in data:
+        app.pop("granted", None)  # the admin API states the grant outright: every configured permission
     for key in ("redirectUris", "certificates", "permissions", "secrets"):
         if not isinstance(app[key], list) or not all(isinstance(x, str) for x in app[key]):
             raise FixtureError(f'Application "{key}" must be a list of strings.')
@@ -87,6 +89,29 @@ def make_application(data: dict, existing: dict | None = None) -> dict:
     for pem in app["certificates"]:
         parse_certificate(pem)
     return app
+
+
+def granted_permissions(app: dict) -> list[str]:
+    """The application permissions the app's tokens carry: the configured ones once admin consent was granted,
+    less those removed since (removing a granted permission in the Azure portal revokes it at once; a permission
+    added after consent waits for the next "Grant admin consent")."""
+    if not app.get("adminConsent"):
+        return []
+    granted = app.get("granted")
+    return [p for p in app.get("permissions") or [] if granted is None or p in granted]
+
+
+def grant_admin_consent(app: dict) -> None:
+    """Consent to every configured permission, as "Grant admin consent for <tenant>" does."""
+    app["adminConsent"] = True
+    app["granted"] = list(app.get("permissions") or [])
+
+
+def configure_permissions(app: dict, permissions: list[str]) -> None:
+    """Set the configured permissions as the portal's "API permissions" page does: removed ones are revoked,
+    added ones are requested (not granted)."""
+    app["granted"] = granted_permissions(app)
+    app["permissions"] = list(permissions)
 
 
 def _owner(tenant: Tenant, key: str) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template_string, request, url_for
 
-from .fixtures import FixtureError, make_application
+from .fixtures import (FixtureError, configure_permissions, grant_admin_consent, granted_permissions,
+                       make_application)
 from .graph_common import store
 from .graph_presence import AVAILABILITIES, admin_view, set_client_presence
 from .store import UnknownTenant
@@ -44,7 +45,7 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Microsoft Entr
 <input type="file" name="certificate" accept=".pem,.cer,.crt"><input type="submit" value="Upload certificate" id="upload-cert"></form>
 <form method="post" action="{{ url_for('m365_ui.set_permissions', tid=tenant.id, app_id=app.appId) }}">
 <p>API permissions (Microsoft Graph, application):</p>{% for p in permissions %}
-<label><input type="checkbox" name="permissions" value="{{ p }}" {% if p in app.permissions %}checked{% endif %}> {{ p }}</label><br>{% endfor %}
+<label><input type="checkbox" name="permissions" value="{{ p }}" {% if p in app.permissions %}checked{% endif %}> {{ p }}</label>{% if p in app.permissions %} <small class="grant">{{ "granted" if p in granted(app) else "not granted" }}</small>{% endif %}<br>{% endfor %}
 <input type="submit" value="Save permissions" id="save-permissions"></form>
 <form method="post" action="{{ url_for('m365_ui.grant', tid=tenant.id, app_id=app.appId) }}">
 <p>Admin consent: <b class="consent">{{ "Granted" if app.adminConsent else "Not granted" }}</b></p>
@@ -81,7 +82,7 @@ def _render(tid: str | None, error: str | None = None, ok: str | None = None, st
             for u in sorted(tenant.users.values(), key=lambda u: u.get("displayName") or "")[:200]
             if not u.get("_deleted")]
         html = render_template_string(PAGE, tenants=tenants, tenant=tenant, permissions=PERMISSIONS,
-                                      error=error, ok=ok, presence=presence,
+                                      error=error, ok=ok, presence=presence, granted=granted_permissions,
                                       availabilities=["Offline", "Available", "Busy", "DoNotDisturb", "BeRightBack",
                                                       "Away"])
     return Response(html, status=status, content_type="text/html; charset=utf-8")
@@ -139,8 +140,10 @@ def upload_cert(tid: str, app_id: str) -> Response:
 def set_permissions(tid: str, app_id: str) -> Response:
     with store().lock:
         app = _app(tid, app_id)
-        app["permissions"] = [p for p in request.form.getlist("permissions") if p in PERMISSIONS]
-    return _back(tid, "Permissions saved. Grant admin consent to make them effective.")
+        before = set(granted_permissions(app))
+        configure_permissions(app, [p for p in request.form.getlist("permissions") if p in PERMISSIONS])
+        waiting = [p for p in app["permissions"] if p not in before]
+    return _back(tid, "Permissions saved." + (f" Grant admin consent for {', '.join(waiting)}." if waiting else ""))
 
 
 @ui_bp.post("/<tid>/users/<uid>/teams-presence")
@@ -157,5 +160,5 @@ def set_teams(tid: str, uid: str) -> Response:
 @ui_bp.post("/<tid>/apps/<app_id>/consent")
 def grant(tid: str, app_id: str) -> Response:
     with store().lock:
-        _app(tid, app_id)["adminConsent"] = True
+        grant_admin_consent(_app(tid, app_id))
     return _back(tid, "Admin consent granted.")

@@ -15,7 +15,7 @@ from ..connection import client_options, credentials_for
 from ..exceptions import GraphError, NotFoundError, PBX365Error, PermissionMissingError
 from ..graph import GraphClient
 from ..host import HostUser
-from ..models import PresenceState, SyncRun, SyncRunItem, UserLink
+from ..models import PresenceState, UserLink
 from ..runs import RunContext, prune_quiet_runs
 from ..settings import get_settings
 from ..state import get_state

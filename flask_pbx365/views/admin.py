@@ -9,6 +9,7 @@ from .. import signals
 from ..csrf import protect
 from ..exceptions import PBX365Error
 from ..feature import Tab
+from ..health import tab_problems
 from ..runs import request_run
 from ..settings import import_settings
 from ..state import get_state
@@ -78,4 +79,5 @@ def render_tab(template: str, **context):
     state = get_state()
     tabs = [(f"pbx365_admin.{tab.endpoint}", tab.label) for tab in state.tabs]
     return render_template(template, tabs=tabs, base_template=state.app.config["PBX365_BASE_TEMPLATE"],
+                           problems=tab_problems(current_tenant(), request.endpoint or ""),
                            tenant=current_tenant(), **context)

@@ -94,6 +94,18 @@ def test_msal_unregistered_certificate_700027(m365_emulator, m365_tenant, cert):
     assert "Trace ID:" in result["error_description"] and result["correlation_id"]
 
 
+def test_msal_expired_registered_certificate_1000502(m365_emulator, m365_tenant):
+    import datetime as dt
+
+    expired = make_certificate(days=365, not_before=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=366))
+    app_id = m365_emulator.add_application(m365_tenant, certificates=[expired.certificate_pem], adminConsent=True,
+                                           permissions=["User.Read.All"])
+    result = _msal(m365_emulator, m365_tenant, app_id, {"private_key": expired.private_key_pem,
+                                                         "thumbprint": expired.sha1}).acquire_token_for_client([GRAPH])
+    assert result["error"] == "invalid_client" and result["error_codes"] == [1000502]
+    assert "not within its specified validity window" in result["error_description"]
+
+
 def test_msal_wrong_tenant_90002(m365_emulator, cert):
     with pytest.raises(ValueError) as info:
         _msal(m365_emulator, "00000000-0000-0000-0000-00000000dead", "x", {"private_key": cert.private_key_pem,

@@ -74,3 +74,19 @@ def test_register_app_through_the_ui(m365_emulator, m365_tenant, cert):
     assert "access_token" in result, result
     roles = jwt.decode(result["access_token"], options={"verify_signature": False})["roles"]
     assert sorted(roles) == ["Mail.Send", "User.Read.All"]
+
+    # As in the Azure portal: removing a granted permission revokes it at once; one added waits for consent.
+    page.submit("save-permissions", app_id, data={"permissions": ["User.Read.All", "Contacts.Read"]})
+    assert "Grant admin consent for Contacts.Read." in page.html
+    assert _roles(m365_emulator, m365_tenant, app_id, cert) == ["User.Read.All"]
+    page.submit("grant-consent", app_id)
+    assert _roles(m365_emulator, m365_tenant, app_id, cert) == ["Contacts.Read", "User.Read.All"]
+
+
+def _roles(em, tid: str, app_id: str, cert) -> list[str]:
+    """The roles of a fresh app-only token (a new MSAL app: no cached token)."""
+    msal_app = msal.ConfidentialClientApplication(
+        app_id, client_credential={"private_key": cert.private_key_pem, "public_certificate": cert.certificate_pem},
+        authority=f"{em.base_url}/{tid}", http_client=session_for(em), instance_discovery=False)
+    result = msal_app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+    return sorted(jwt.decode(result["access_token"], options={"verify_signature": False}).get("roles", []))

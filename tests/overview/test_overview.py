@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from tests.conftest import csrf_from
-from tests.sync.conftest import PERMISSIONS, connect
+from tests.sync.conftest import PERMISSIONS
 from tests.sync.conftest import env  # noqa: F401  (the fixture)
 
 BASE = "/admin/integrations/microsoft365"
