@@ -2,12 +2,14 @@
 
 Public (Graph calls it, no session, so no CSRF), hence strict: unknown tenant 404, a body that is not a
 notification collection 400, no notification with a known subscription and matching ``clientState`` 401.
-Accepted notifications are answered 202 at once; the work runs in :func:`flask_pbx365.notifications.jobs.
-process_notifications`. Neither ``clientState`` nor the body is ever logged.
+Accepted notifications are answered 202 at once and kept in Redis; one job per tenant at a time
+(:func:`flask_pbx365.notifications.jobs.process_pending_notifications`) takes all that are pending, so a burst
+becomes one run per kind. Neither ``clientState`` nor the body is ever logged.
 """
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 
 from flask import Response, abort, current_app, request
@@ -17,7 +19,7 @@ from ..routing import Routes
 from ..runs.queue import get_queue
 from ..state import get_state
 from ..tenants import find_config
-from .jobs import process_notifications
+from .jobs import add_pending, process_pending_notifications
 from .subscriptions import hash_client_state
 
 routes = Routes()
@@ -54,7 +56,13 @@ def graph_notifications(tenant: str):
                         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
     if (request.content_length or 0) > MAX_BODY:
         abort(413)
-    body = request.get_json(silent=True)
+    raw = request.stream.read(MAX_BODY + 1)  # a chunked body has no Content-Length: never read more than this
+    if len(raw) > MAX_BODY:
+        abort(413)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
     notes = body.get("value") if isinstance(body, dict) else None
     if not isinstance(notes, list) or not notes or not all(isinstance(n, dict) for n in notes):
         return Response("Expected a JSON notification collection {\"value\": [...]}.", status=400,
@@ -65,8 +73,8 @@ def graph_notifications(tenant: str):
                     tenant, len(notes) - len(items))
     if not items:
         return Response(status=401)
-    unique = [dict(t) for t in {tuple(sorted(i.items(), key=lambda kv: kv[0])) for i in items}]
-    get_queue().enqueue(process_notifications, tenant, unique,
-                        result_ttl=int(current_app.config["PBX365_JOB_RESULT_TTL"]),
-                        description=f"pbx365 change notifications of {tenant}")
+    if add_pending(tenant, items):
+        get_queue().enqueue(process_pending_notifications, tenant,
+                            result_ttl=int(current_app.config["PBX365_JOB_RESULT_TTL"]),
+                            description=f"pbx365 change notifications of {tenant}")
     return Response(status=202)

@@ -120,3 +120,59 @@ def test_scheduler_pass_creates_and_backs_off_when_unreachable(notify_env, serve
         app.config["DEMO_PUBLIC_URL"] = "http://127.0.0.1:9"   # portal moved somewhere Graph cannot reach
         assert scheduler_pass(app) == ["acme"]
         assert scheduler_pass(app) == []                        # backing off: no retry every pass
+
+
+def _client_state(notify_env, sid: str) -> str:
+    subs = notify_env.emulator.admin("GET", f"/tenants/{notify_env.tid}/subscriptions")
+    return next(s for s in subs if s["id"] == sid)["clientState"]
+
+
+def test_a_burst_of_1000_notifications_in_a_second_becomes_one_job_and_one_run(notify_env, served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flask_pbx365.runs import list_runs
+
+    app = notify_env.app
+    with app.app_context():
+        sid = ensure_subscriptions("acme")[0]["id"]
+    state = _client_state(notify_env, sid)
+    notify_env.add_user("zoe", "Zoe", "Burst")
+
+    def post(n: int) -> int:
+        notes = [{"subscriptionId": sid, "clientState": state, "changeType": "updated",
+                  "resource": f"Users/{n}-{k}", "tenantId": notify_env.tid} for k in range(5)]
+        return requests.post(f"{served}{URL}/acme", json={"value": notes}, timeout=30).status_code
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(post, range(200)))  # 200 requests of 5: 1,000 notifications
+    took = time.monotonic() - started
+    assert codes == [202] * 200, sorted(set(codes))
+    assert get_queue(app).count == 1, f"{get_queue(app).count} jobs queued for one burst ({took:.1f} s)"
+    notify_env.work()
+    with app.app_context():
+        runs = list_runs("acme", "users")
+    assert len(runs) == 1 and runs[0].trigger == "notification" and runs[0].status == "done", runs
+    assert "zoe" in notify_env.synced()
+    # The next notification after the burst was handled gets a job (and a run) of its own.
+    assert post(1000) == 202 and get_queue(app).count == 1
+
+
+def test_a_body_over_1_mb_is_refused_even_without_a_content_length(notify_env, served):
+    with notify_env.app.app_context():
+        sid = ensure_subscriptions("acme")[0]["id"]
+    note = {"subscriptionId": sid, "clientState": _client_state(notify_env, sid), "changeType": "updated",
+            "resource": "Users/x", "tenantId": notify_env.tid, "padding": "x" * 1_100_000}
+    body = json.dumps({"value": [note]}).encode()
+    assert requests.post(f"{served}{URL}/acme", data=body, timeout=30,
+                         headers={"Content-Type": "application/json"}).status_code == 413
+
+    def chunks():
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+
+    chunked = requests.post(f"{served}{URL}/acme", data=chunks(), timeout=30,
+                            headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    time.sleep(0.3)
+    assert get_queue(notify_env.app).count == 0  # nothing queued from either
