@@ -64,8 +64,22 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.cli.add_command(demo_cli)
     app.jinja_env.globals.update(csrf_token=csrf_token, current_admin=current_admin,
                                  current_web_user=current_web_user)
+    app.after_request(_security_headers)
     _mount_extension(app)
     return app
+
+
+def _security_headers(response):
+    """The portal's own pages get what the extension's get: no framing by other sites, no sniffing, no caching
+    of pages (they show sessions and per-user data). The extension's headers, set first, are kept."""
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'; object-src 'none'; "
+                                                           "base-uri 'self'")
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def _mount_extension(app: Flask) -> None:

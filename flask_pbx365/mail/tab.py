@@ -1,7 +1,7 @@
 """The Mail tab: send the PBX's notification emails through Microsoft 365 as a chosen mailbox, and test it."""
 from __future__ import annotations
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 
 from ..exceptions import ConfigurationError
 from ..feature import Tab
@@ -12,7 +12,7 @@ from ..state import get_state
 from ..tenants import find_config
 from ..views.admin import current_tenant, render_tab, save_section
 from .outbox import queue_message, retry_message
-from .store import list_messages, message_json
+from .store import get_message, list_messages, message_json
 
 routes = Routes()
 
@@ -66,6 +66,8 @@ def mail_test():
 
 @routes.post("/mail/<message_id>/retry")
 def mail_retry(message_id: str):
+    if get_message(current_tenant(), message_id) is None:
+        abort(404)  # another tenant's email does not exist for this admin
     try:
         retry_message(current_tenant(), message_id)
     except ConfigurationError as exc:

@@ -2,13 +2,14 @@
 connection test on demand, and the change-notification subscriptions with renew and recreate actions."""
 from __future__ import annotations
 
-from flask import flash, redirect, url_for
+from flask import abort, flash, redirect, url_for
 
 from ..connection import test_connection
 from ..exceptions import PBX365Error
 from ..feature import Tab
 from ..health import tenant_health
-from ..notifications.subscriptions import ensure_subscriptions, forget_subscription, renew_subscription
+from ..notifications.subscriptions import (ensure_subscriptions, forget_subscription, list_subscriptions,
+                                           renew_subscription)
 from ..routing import Routes
 from .admin import current_tenant, render_tab
 
@@ -32,8 +33,15 @@ def check_now():
     return redirect(url_for("pbx365_admin.overview"))
 
 
+def _own_subscription(subscription_id: str) -> None:
+    """404 for a subscription the current tenant does not have (another tenant's does not exist for its admin)."""
+    if subscription_id not in {s["id"] for s in list_subscriptions(current_tenant())}:
+        abort(404)
+
+
 @routes.post("/overview/subscriptions/<subscription_id>/renew")
 def renew(subscription_id: str):
+    _own_subscription(subscription_id)
     try:
         renewed = renew_subscription(current_tenant(), subscription_id)
     except PBX365Error as exc:
@@ -46,6 +54,7 @@ def renew(subscription_id: str):
 
 @routes.post("/overview/subscriptions/<subscription_id>/recreate")
 def recreate(subscription_id: str):
+    _own_subscription(subscription_id)
     tenant = current_tenant()
     try:
         forget_subscription(tenant, subscription_id)
