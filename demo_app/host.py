@@ -116,6 +116,8 @@ class DemoHost:
             except HostAdapterError as exc:
                 results[c.key].error = exc
         made = self._insert_users(t, creates, results)
+        for c in [c for c in existing if not c.delete and results[c.key].ok]:
+            results[c.key].error = _too_long({**vars(c.fields or UserFields()), "caller_id": c.caller_id})
         updates = [c for c in existing if not c.delete and results[c.key].ok]
         rows = [row for c in updates if (row := _update_row(c))]
         if rows:
@@ -168,6 +170,10 @@ class DemoHost:
                                             for c in creates], t)
         rows, keys, seen = [], [], set()
         for c, username in zip(creates, names):
+            refused = _too_long({**vars(c.fields or UserFields()), "caller_id": c.caller_id})
+            if refused:
+                results[c.key].error = refused
+                continue
             if c.extension in taken or c.extension in seen:
                 results[c.key].error = ExtensionInUseError(c.extension)
                 continue
@@ -429,7 +435,22 @@ def _host_user(user: User) -> HostUser:
         groups=[g.name for g in user.groups], photo_sha256=user.photo_sha256)
 
 
+def _too_long(values: dict) -> HostAdapterError | None:
+    """The refusal for a value longer than its column (PostgreSQL would fail the whole statement), or None."""
+    for name, value in values.items():
+        column = User.__table__.columns.get(name)
+        limit = getattr(getattr(column, "type", None), "length", None)
+        if isinstance(value, str) and limit and len(value) > limit:
+            label = name.replace("_", " ")
+            return HostAdapterError(f"The {label} is {len(value)} characters long; this PBX keeps at most {limit}. "
+                                    f"Shorten it in Microsoft 365.")
+    return None
+
+
 def _apply_fields(user: User, fields: UserFields) -> None:
+    refused = _too_long(vars(fields))
+    if refused:
+        raise refused
     for name, value in vars(fields).items():
         if value is not None:
             setattr(user, name, value)

@@ -71,6 +71,13 @@ class TenantConfig(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+def clip(value: object, limit: int = 255) -> str | None:
+    """A Graph value for a ``String(limit)`` column: Microsoft 365 may hold longer (or non-string) values."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value if len(value) <= limit else value[:limit - 1] + "…"
+
+
 class KeyPair(Base):
     """A key pair whose certificate the admin uploads to Entra. At most one per tenant is active."""
 

@@ -16,7 +16,7 @@ from flask import current_app
 
 from .. import signals
 from ..exceptions import ConfigurationError, PBX365Error
-from ..models import SyncRun, SyncRunItem
+from ..models import SyncRun, SyncRunItem, clip
 from ..state import get_state
 from ..tenants import require_connection
 from .history import (
@@ -172,8 +172,9 @@ class RunContext:
         self.counts["errors" if action == "error" else action] += 1
         self._items.append(SyncRunItem(
             run_id=self.run.id, action=action, object_id=object_id or user.get("id"),
-            user_principal_name=(upn or user.get("userPrincipalName") or None),
-            display_name=(name or user.get("displayName") or None), extension=extension, detail=detail[:2000]))
+            user_principal_name=clip(upn or user.get("userPrincipalName")),
+            display_name=clip(name or user.get("displayName")), extension=clip(extension, 32),
+            detail=detail[:2000]))
 
     def flush(self) -> None:
         """Stage the recorded items, counts and progress in the session (the caller commits with its batch)."""

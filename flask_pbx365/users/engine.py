@@ -15,7 +15,7 @@ from ..connection import client_options, credentials_for
 from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error, PermissionMissingError
 from ..graph import BatchRequest, GraphClient
 from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
-from ..models import DeltaState, UserLink
+from ..models import DeltaState, UserLink, clip
 from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
@@ -344,10 +344,10 @@ class UserSync:
             if action.kind == "skip":
                 self.ctx.item("skipped", action.user, detail=action.reason)
             elif action.kind == "relabel":
-                action.link.user_principal_name = action.user.get("userPrincipalName")
-                action.link.display_name = action.user.get("displayName")
+                action.link.user_principal_name = clip(action.user.get("userPrincipalName"))
+                action.link.display_name = clip(action.user.get("displayName"))
             elif action.kind == "forget":
-                action.link.state, action.link.reason = "deleted", action.reason
+                action.link.state, action.link.reason = "deleted", clip(action.reason)
             elif action.kind != "writeback":
                 changes[str(index)] = (action, self._change(str(index), action, group, old_group))
         creates = [c for a, c in changes.values() if a.kind == "create"]
@@ -396,8 +396,8 @@ class UserSync:
         if action.kind == "create":
             link.photo_etag = None
         link.state, link.reason, link.disabled_at = "active", None, None
-        link.user_principal_name = user.get("userPrincipalName")
-        link.display_name = user.get("displayName")
+        link.user_principal_name = clip(user.get("userPrincipalName"))
+        link.display_name = clip(user.get("displayName"))
         link.fields_hash = mapped.digest()
         link.last_seen_at = now
         detail = "; ".join(x for x in (action.reason, mapped.caller_id_note) if x)
@@ -435,7 +435,7 @@ class UserSync:
                 else:
                     link.state = "deleted"
                     link.host_user_id = f"deleted-{link.id}"
-                link.reason = action.reason
+                link.reason = clip(action.reason)
                 self.ctx.item(ITEM_ACTION[action.kind], action.user, extension=host_user.extension,
                               detail=action.reason, object_id=action.object_id, upn=action.upn, name=action.name)
             done += len(batch)
