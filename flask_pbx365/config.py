@@ -74,6 +74,10 @@ PBX365_SSO_APP_CODE_TTL: int = 60
 #: (the tenant's ``end_session_endpoint``) when it signed in with Microsoft; a ``microsoft=1`` form field asks for it.
 PBX365_SSO_SIGN_OUT_MICROSOFT: bool = False
 
+#: Largest request body an admin tab accepts, bytes (its forms are small; a bigger body is refused with 413
+#: before it is read).
+PBX365_MAX_FORM_BYTES: int = 1_000_000
+
 #: Content-Security-Policy of the admin tabs and sign-in pages (also X-Frame-Options SAMEORIGIN, no-store). The
 #: default forbids framing by other sites without restricting the host layout's scripts; ``""`` sends none.
 PBX365_CONTENT_SECURITY_POLICY: str = "frame-ancestors 'self'; object-src 'none'; base-uri 'self'"

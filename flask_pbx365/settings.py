@@ -86,7 +86,7 @@ def schedule(path: str, v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise invalid(path, "must be a time of day like 00:00 or a cron expression like '0 */4 * * *'")
     v = v.strip()
-    if re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", v):
+    if re.fullmatch(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", v):
         return v.zfill(5)
     if croniter.is_valid(v):
         return v
@@ -105,7 +105,7 @@ def extension_number(path: str, v: Any) -> str | None:
     if v in (None, ""):
         return None
     v = str(v).strip()
-    if not re.fullmatch(r"\d{2,10}", v):
+    if not re.fullmatch(r"[0-9]{2,10}", v):  # ASCII only: \d takes fullwidth and Arabic-Indic digits
         raise invalid(path, "must be an extension number of 2 to 10 digits, or empty for the first free one")
     return v
 

@@ -41,6 +41,7 @@ def require_tenant_admin():
     if not host.is_tenant_admin(tenant):
         abort(403, description="Only an administrator of this tenant may change its Microsoft 365 integration.")
     g.pbx365_tenant = tenant
+    request.max_content_length = int(get_state().app.config["PBX365_MAX_FORM_BYTES"])  # before the form is read
     protect()
     return None
 
