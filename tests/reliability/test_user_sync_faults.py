@@ -1,0 +1,305 @@
+"""The fault matrix of user sync over a 5,000-user tenant: each fault injected while a full round and then a delta
+round run, and the final PBX state equals the fault-free run's.
+
+One 5,000-user directory serves the module. The reference is it synced without faults into PBX tenant ``globex``;
+each fault gets a PBX tenant of its own, which gets the fault in its first full round (mid-read) and again in the
+delta round that follows a batch of edits, additions and deletions in Microsoft 365. A faulted run may end failed
+(the history says why, and nobody is deprovisioned by a failed read); the next runs converge. Compared: every
+linked user's fields, enabled state and groups, and extensions (present, unique, unchanged for users that had one).
+The figures of the matrix are printed (``-s``) for the README's Reliability section.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flask_pbx365.runs import get_run, request_run
+from flask_pbx365.runs.queue import make_worker
+from tests.conftest import TEST_SECRET
+from tests.fixtures_services import fresh_database_url
+from tests.sync.conftest import connect
+from tests.sync.test_runs_cli_and_tab import _kill_hard, _stop, _worker
+
+pytestmark = pytest.mark.timeout(900)
+
+USERS = 5000
+PAGE = r"/v1\.0/users(/delta)?\?"  # the full read (/users?$top=999) and delta pages
+GRAPH_ERROR = '{"error": {"code": "%s", "message": "%s"}}'
+
+#: fault name -> the emulator fault specs injected (``skip`` puts them in the middle of the round's pages).
+HTTP_FAULTS: dict[str, list[dict]] = {
+    "429 with Retry-After": [{"path": PAGE, "skip": 3, "times": 2, "status": 429, "retryAfter": 1}],
+    "503": [{"path": PAGE, "skip": 3, "times": 2, "status": 503}],
+    "504": [{"path": PAGE, "skip": 3, "times": 2, "status": 504}],
+    "reset before the request": [{"path": PAGE, "skip": 3, "times": 2, "reset": "before"}],
+    "reset after the request": [{"path": PAGE, "skip": 3, "times": 2, "reset": "after"}],
+    "slower than the timeout": [{"path": PAGE, "skip": 3, "times": 1, "delayMs": 3500}],
+    "malformed JSON page": [{"path": PAGE, "skip": 3, "times": 1, "status": 200, "body": '{"value": [{"id": '}],
+    "token expired mid-run": [{"path": PAGE, "skip": 3, "times": 1, "status": 401,
+                               "body": GRAPH_ERROR % ("InvalidAuthenticationToken", "Access token has expired.")}],
+    "503 storm (gives up, then recovers)": [{"path": PAGE, "skip": 3, "times": 40, "status": 503}],
+}
+
+
+class World:
+    """The module's directory, its reference PBX tenant, and a fresh PBX tenant per fault."""
+
+    def __init__(self, app, emulator, tid: str):
+        self.app, self.emulator, self.tid = app, emulator, tid
+        self.tenants = 0
+
+    def new_tenant(self) -> str:
+        self.tenants += 1
+        slug = f"fault{self.tenants}"
+        token = self.app.config["DEMO_API_TOKEN"]
+        answer = self.app.test_client().post("/api/tenants", json={"slug": slug, "name": slug},
+                                             headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 201, answer.get_data(as_text=True)
+        connect(self.app, self.emulator, self.tid, tenant=slug)
+        return slug
+
+    def sync(self, tenant: str) -> dict:
+        with self.app.app_context():
+            run_id = request_run(tenant, "users").id
+        make_worker(self.app).work(burst=True)
+        return self.run(tenant, run_id)
+
+    def run(self, tenant: str, run_id: str) -> dict:
+        with self.app.app_context():
+            run = get_run(tenant, run_id)
+            return {"id": run.id, "status": run.status, "message": run.message, "counts": dict(run.counts or {})}
+
+    def converge(self, tenant: str, first: dict) -> list[dict]:
+        """Runs after a faulted one, without faults, until one is done (at most two more)."""
+        runs = [first]
+        while runs[-1]["status"] != "done" and len(runs) < 3:
+            runs.append(self.sync(tenant))
+        assert runs[-1]["status"] == "done", runs
+        return runs
+
+    def reference(self, fresh: bool = False) -> dict[str, tuple]:
+        """The fault-free state of the directory as it is now (``globex`` synced, a delta after the first); with
+        ``fresh``, as a PBX tenant synced for the first time now has it (no users deleted earlier, so disabled)."""
+        assert self.sync("globex")["status"] == "done"
+        state = self.snapshot("globex")
+        return {k: v for k, v in state.items() if v[4]} if fresh else state
+
+    def users(self, tenant: str) -> list[dict]:
+        token = self.app.config["DEMO_API_TOKEN"]
+        return self.app.test_client().get(f"/api/tenants/{tenant}/users",
+                                          headers={"Authorization": f"Bearer {token}"}).get_json()
+
+    def snapshot(self, tenant: str) -> dict[str, tuple]:
+        users = self.users(tenant)
+        extensions = [u["extension"] for u in users]
+        assert all(extensions) and len(set(extensions)) == len(extensions), f"{tenant}: extension lost or duplicated"
+        return {u["m365_object_id"]: (u["first_name"], u["last_name"], u["display_name"], u["email"], u["enabled"],
+                                      tuple(sorted(u["groups"]))) for u in users if u["m365_object_id"]}
+
+    def extensions(self, tenant: str) -> dict[str, str]:
+        return {u["m365_object_id"]: u["extension"] for u in self.users(tenant) if u["m365_object_id"]}
+
+    def change_directory(self) -> None:
+        """Edits, additions and deletions, as a busy day in Microsoft 365 brings them."""
+        users = [u for u in self.emulator.users(self.tid) if u.get("userType") != "Guest"
+                 and u.get("accountEnabled") is not False and not u["userPrincipalName"].startswith("new")][:200]
+        for n, user in enumerate(users[:160]):
+            self.emulator.patch_user(self.tid, user["id"], surname=f"Renamed{n}{uuid.uuid4().hex[:4]}",
+                                     jobTitle="Moved")
+        for user in users[160:175]:
+            self.emulator.delete_user(self.tid, user["id"])
+        domain = users[0]["userPrincipalName"].split("@")[1]
+        for n in range(15):
+            tag = uuid.uuid4().hex[:6]
+            self.emulator.add_user(self.tid, id=str(uuid.uuid4()), userPrincipalName=f"new{tag}@{domain}",
+                                   givenName="New", surname=f"Hire{n}", displayName=f"New Hire{n}",
+                                   mail=f"new{tag}@{domain}", userType="Member", accountEnabled=True)
+
+    def faulted_round(self, tenant: str, name: str, specs: list[dict], delta: bool) -> dict:
+        """One faulted round of ``tenant`` and the runs that converge; what the matrix prints."""
+        before = self.extensions(tenant) if delta else None
+        self.emulator.clear_requests()
+        # A full round reads 1 + ceil(N/999) requests; a delta round of ~190 changes 2 pages (100 a page).
+        for spec in specs:
+            self.emulator.add_fault(**({**spec, "skip": 1} if delta and "skip" in spec else spec))
+        faulted = self.sync(tenant)
+        self.emulator.clear_faults()
+        answered = [e["status"] for e in self.emulator.requests_log() if e["path"].startswith("/v1.0/users")]
+        runs = self.converge(tenant, faulted)
+        wanted = {s.get("status", 0 if s.get("reset") else None) for s in specs} - {None, 200}
+        assert wanted <= set(answered), f"{name}: the request log does not show the fault ({sorted(set(answered))})"
+        if faulted["status"] == "failed":
+            assert faulted["message"], f"{name}: a failed run says why"
+            assert not faulted["counts"].get("disabled") and not faulted["counts"].get("deleted"), faulted
+        if before is not None:  # users that had an extension keep it
+            after = self.extensions(tenant)
+            assert {k: after[k] for k in before if k in after} == {k: v for k, v in before.items() if k in after}
+        return {"fault": name, "round": "delta" if delta else "full", "first run": faulted["status"],
+                "runs to converge": len(runs), "answered": sorted(set(answered) - {200})}
+
+
+@pytest.fixture(scope="module")
+def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
+    from demo_app import create_app
+
+    with fresh_database_url(database_url_base, tmp_path_factory.mktemp("faults")) as url:
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test-flask-secret",
+                          "PBX365_SECRET_KEY": TEST_SECRET, "PBX365_REDIS_URL": redis_url,
+                          "DEMO_EMULATOR_URL": "https://127.0.0.1:9", "DEMO_PUBLIC_URL": "http://portal.test",
+                          "DEMO_SBC_URL": "https://sbc.test:8444", "PBX365_MAX_RETRIES": 3,
+                          "PBX365_MAX_BACKOFF": 0.2, "PBX365_HTTP_TIMEOUT": 2})
+        assert app.test_cli_runner().invoke(args=["demo", "init"]).exit_code == 0
+        tid = str(uuid.uuid4())
+        m365_emulator.generate(tenantId=tid, users=USERS, seed=365)
+        connect(app, m365_emulator, tid, tenant="globex")
+        m365_emulator.clear_faults()
+        yield World(app, m365_emulator, tid)
+        m365_emulator.clear_faults()
+        from demo_app.models import db
+
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_user_sync_http_fault_matrix(world, database_url_base):
+    if database_url_base:
+        pytest.skip("the HTTP fault matrix runs in the SQLite pass: the database plays no part in these faults")
+    w = world
+    reference = w.reference()
+    assert len(reference) > USERS * 0.8
+    tenants, rows, problems = {}, [], []
+    for name, specs in HTTP_FAULTS.items():  # a full round under each fault
+        tenants[name] = w.new_tenant()
+        rows.append(w.faulted_round(tenants[name], name, specs, delta=False))
+        if w.snapshot(tenants[name]) != reference:
+            problems.append(f"{name}: the full round differs from the fault-free run")
+    w.change_directory()
+    reference = w.reference()
+    expired = {"expired delta token (410 syncStateNotFound)": [{
+        "path": r"/v1\.0/users/delta\?.*deltatoken", "times": 1, "status": 410,
+        "body": GRAPH_ERROR % ("syncStateNotFound", "The sync state is no longer valid.")}]}
+    for name, specs in {**HTTP_FAULTS, **expired}.items():  # then the delta round after the day's changes
+        tenant = tenants.get(name) or tenants["503"]
+        rows.append(w.faulted_round(tenant, name, specs, delta=True))
+        if w.snapshot(tenant) != reference:
+            problems.append(f"{name}: the delta round differs from the fault-free run")
+    print("\n" + "\n".join(" | ".join(str(v) for v in row.values()) for row in rows))
+    assert problems == []
+    log = [e for e in w.emulator.requests_log() if e["path"].startswith("/v1.0/users")]
+    assert log  # the last round's log; Retry-After is checked on its own below
+
+
+def test_user_sync_honours_retry_after_as_the_request_log_shows(world, database_url_base):
+    if database_url_base:
+        pytest.skip("runs in the SQLite pass")
+    w = world
+    tenant = w.new_tenant()
+    w.emulator.clear_requests()
+    w.emulator.add_fault(path=PAGE, skip=2, times=1, status=429, retryAfter=1)
+    assert w.sync(tenant)["status"] == "done"
+    w.emulator.clear_faults()
+    log = [e for e in w.emulator.requests_log() if e["path"].startswith("/v1.0/users")]
+    throttled = next(i for i, e in enumerate(log) if e["status"] == 429)
+    waited = _seconds(log[throttled + 1]["at"]) - _seconds(log[throttled]["at"])
+    assert waited >= 0.9, f"Retry-After: 1 was not honoured (next request after {waited:.2f} s)"
+
+
+def _worker_mid_run(w: World, tenant: str, action, **env: str) -> str:
+    """Start a real worker on a run whose fourth page hangs, do ``action()`` mid-run; returns the run id."""
+    w.emulator.add_fault(path=PAGE, skip=3, times=1, delayMs=4000)
+    proc = _worker(w, **env)
+    try:
+        with w.app.app_context():
+            run_id = request_run(tenant, "users").id
+        _wait(lambda: _status_or_none(w, tenant, run_id) == "running", 60)
+        time.sleep(1.0)
+        if action(proc) != "dead":  # a killed worker's run never ends by itself
+            _wait(lambda: _status_or_none(w, tenant, run_id) in ("done", "failed"), 30, ok_on_timeout=True)
+    finally:
+        _stop(proc)
+    w.emulator.clear_faults()
+    return run_id
+
+
+def test_user_sync_survives_a_sigkilled_worker_mid_run(world):
+    w = world
+    reference = w.reference(fresh=True)
+    tenant = w.new_tenant()
+    w.app.config["PBX365_SYNC_LOCK_TTL"] = 2
+    _worker_mid_run(w, tenant, lambda proc: _kill_hard(proc) or "dead", PBX365_SYNC_LOCK_TTL="2")
+    time.sleep(2.5)  # the dead run's lock expires
+    w.converge(tenant, w.sync(tenant))
+    assert w.snapshot(tenant) == reference
+
+
+def test_user_sync_survives_redis_restarting_mid_run(world, redis_conn, database_url_base):
+    if database_url_base:
+        pytest.skip("runs in the SQLite pass (the database plays no part in this fault)")
+    w = world
+    reference = w.reference(fresh=True)
+    tenant = w.new_tenant()
+
+    def restart(_proc) -> None:
+        # What a restart without persistence does: every connection dropped, every key (queue, locks, progress)
+        # gone.
+        redis_conn.execute_command("CLIENT", "KILL", "TYPE", "normal")
+        redis_conn.flushall()
+
+    w.app.config["PBX365_SYNC_LOCK_TTL"] = 2
+    run_id = _worker_mid_run(w, tenant, restart, PBX365_SYNC_LOCK_TTL="2")
+    time.sleep(2.5)
+    w.converge(tenant, w.sync(tenant))
+    assert w.snapshot(tenant) == reference
+    assert w.run(tenant, run_id)["status"] in ("done", "failed", "running")
+
+
+def test_user_sync_survives_the_postgresql_connection_dropping(world, database_url_base):
+    if not database_url_base:
+        pytest.skip("a PostgreSQL fault")
+    w = world
+    reference = w.reference(fresh=True)
+    tenant = w.new_tenant()
+    url = w.app.config["SQLALCHEMY_DATABASE_URI"]
+
+    def drop(_proc) -> None:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:  # every other session of this database: the worker's among them
+            dropped = conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        engine.dispose()
+        assert dropped >= 1
+
+    w.app.config["PBX365_SYNC_LOCK_TTL"] = 2
+    _worker_mid_run(w, tenant, drop, PBX365_SYNC_LOCK_TTL="2")
+    time.sleep(2.5)
+    w.converge(tenant, w.sync(tenant))
+    assert w.snapshot(tenant) == reference
+
+
+def _status_or_none(w: World, tenant: str, run_id: str) -> str | None:
+    try:
+        return w.run(tenant, run_id)["status"]
+    except sa.exc.OperationalError:
+        return None
+
+
+def _wait(condition: Any, timeout: float, ok_on_timeout: bool = False) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    if not ok_on_timeout:
+        raise AssertionError("timed out")
+
+
+def _seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
