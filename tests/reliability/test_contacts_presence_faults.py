@@ -1,0 +1,169 @@
+"""The fault matrix of contact sync and the calendar presence pass: each HTTP fault injected mid-run, and the PBX's
+phonebooks and presence statuses end equal to the fault-free run's.
+
+One generated directory (users with contacts and calendar events) serves the module; the reference is PBX tenant
+``globex`` synced without faults, each fault gets a fresh PBX tenant of its own (users synced cleanly first). Smaller
+than the user sync matrix (a contact sync reads every mailbox; 5,000 of them take minutes per case today): the
+faults and the oracle are the same.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from flask_pbx365.contacts.mapping import PERSONAL_SOURCE
+from flask_pbx365.runs import get_run, request_run
+from flask_pbx365.runs.queue import make_worker
+from tests.conftest import TEST_SECRET
+from tests.fixtures_services import fresh_database_url
+from tests.sync.conftest import connect
+
+pytestmark = pytest.mark.timeout(900)
+
+USERS = 100
+PERMISSIONS = ["User.Read.All", "GroupMember.Read.All", "Contacts.Read", "MailboxSettings.Read", "Calendars.Read"]
+TOKEN_EXPIRED = '{"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired."}}'
+
+
+def faults(path: str) -> dict[str, list[dict]]:
+    """The HTTP faults, aimed at the engine's own requests (``path``), in the middle of its run."""
+    return {
+        "429 with Retry-After": [{"path": path, "skip": 40, "times": 2, "status": 429, "retryAfter": 1}],
+        "503": [{"path": path, "skip": 40, "times": 2, "status": 503}],
+        "504": [{"path": path, "skip": 40, "times": 2, "status": 504}],
+        "reset before the request": [{"path": path, "skip": 40, "times": 2, "reset": "before"}],
+        "reset after the request": [{"path": path, "skip": 40, "times": 2, "reset": "after"}],
+        "slower than the timeout": [{"path": path, "skip": 40, "times": 1, "delayMs": 3500}],
+        "malformed JSON page": [{"path": path, "skip": 40, "times": 1, "status": 200, "body": '{"value": [{"id": '}],
+        "token expired mid-run": [{"path": path, "skip": 40, "times": 1, "status": 401, "body": TOKEN_EXPIRED}],
+    }
+
+
+class World:
+    def __init__(self, app, emulator, tid: str):
+        self.app, self.emulator, self.tid, self.count = app, emulator, tid, 0
+
+    def new_tenant(self) -> str:
+        self.count += 1
+        slug = f"cp{self.count}"
+        token = self.app.config["DEMO_API_TOKEN"]
+        assert self.app.test_client().post("/api/tenants", json={"slug": slug, "name": slug},
+                                           headers={"Authorization": f"Bearer {token}"}).status_code == 201
+        self.prepare(slug)
+        return slug
+
+    def prepare(self, slug: str) -> None:
+        from flask_pbx365.settings import import_settings
+
+        connect(self.app, self.emulator, self.tid, tenant=slug, permissions=PERMISSIONS)
+        with self.app.app_context():
+            import_settings(slug, {"contacts": {"personal": True}, "presence": {"enabled": True}})
+        assert self.sync(slug, "users")["status"] == "done"
+
+    def sync(self, tenant: str, kind: str) -> dict:
+        with self.app.app_context():
+            run_id = request_run(tenant, kind).id
+        make_worker(self.app).work(burst=True)
+        with self.app.app_context():
+            run = get_run(tenant, run_id)
+            return {"status": run.status, "message": run.message}
+
+    def phonebooks(self, tenant: str) -> dict[str, tuple]:
+        """Every personal contact of the tenant's users: user email -> sorted (name, company, phones, emails)."""
+        from demo_app.models import PersonalContact, Tenant, User, db
+
+        with self.app.app_context():
+            rows = db.session.execute(sa.select(User.email, PersonalContact).join(
+                PersonalContact, PersonalContact.user_id == User.id).join(Tenant, Tenant.id == User.tenant_id)
+                .where(Tenant.slug == tenant, PersonalContact.source == PERSONAL_SOURCE)).all()
+            books: dict[str, list] = {}
+            for email, contact in rows:
+                data = contact.as_json()
+                books.setdefault(email, []).append(
+                    (data["name"], data["company"], str(sorted(data["phones"].items())), str(data["emails"])))
+        return {email: tuple(sorted(entries)) for email, entries in books.items()}
+
+    def presence(self, tenant: str) -> dict[str, str]:
+        token = self.app.config["DEMO_API_TOKEN"]
+        users = self.app.test_client().get(f"/api/tenants/{tenant}/users",
+                                           headers={"Authorization": f"Bearer {token}"}).get_json()
+        return {u["email"]: u["presence"] for u in users if u["m365_object_id"]}
+
+    def faulted(self, tenant: str, kind: str, specs: list[dict]) -> tuple[str, int, list[int]]:
+        """Run ``kind`` under the fault, then without until done; (first status, runs, statuses answered)."""
+        self.emulator.clear_requests()
+        for spec in specs:
+            self.emulator.add_fault(**spec)
+        first = self.sync(tenant, kind)
+        self.emulator.clear_faults()
+        answered = sorted({e["status"] for e in self.emulator.requests_log()} - {200, 201, 204})
+        runs = [first]
+        while runs[-1]["status"] != "done" and len(runs) < 3:
+            runs.append(self.sync(tenant, kind))
+        assert runs[-1]["status"] == "done", runs
+        if first["status"] == "failed":
+            assert first["message"], "a failed run says why"
+        return first["status"], len(runs), answered
+
+
+@pytest.fixture(scope="module")
+def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
+    from demo_app import create_app
+
+    if database_url_base:
+        pytest.skip("the contacts and presence fault matrix runs in the SQLite pass")
+    with fresh_database_url(database_url_base, tmp_path_factory.mktemp("cp-faults")) as url:
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test-flask-secret",
+                          "PBX365_SECRET_KEY": TEST_SECRET, "PBX365_REDIS_URL": redis_url,
+                          "DEMO_EMULATOR_URL": "https://127.0.0.1:9", "DEMO_PUBLIC_URL": "http://portal.test",
+                          "DEMO_SBC_URL": "https://sbc.test:8444", "PBX365_MAX_RETRIES": 3,
+                          "PBX365_MAX_BACKOFF": 0.2, "PBX365_HTTP_TIMEOUT": 2})
+        assert app.test_cli_runner().invoke(args=["demo", "init"]).exit_code == 0
+        tid = str(uuid.uuid4())
+        m365_emulator.generate(tenantId=tid, users=USERS, contactsPerUser=3, eventsPerUser=3, seed=9)
+        m365_emulator.clear_faults()
+        world = World(app, m365_emulator, tid)
+        world.prepare("globex")
+        yield world
+        m365_emulator.clear_faults()
+        from demo_app.models import db
+
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_contact_sync_fault_matrix(world):
+    w = world
+    assert w.sync("globex", "contacts")["status"] == "done"
+    reference = w.phonebooks("globex")
+    assert sum(len(v) for v in reference.values()) > USERS  # contacts to lose, if anything were lost
+    rows, problems = [], []
+    for name, specs in faults(r"/contactFolders").items():
+        tenant = w.new_tenant()
+        first, runs, answered = w.faulted(tenant, "contacts", specs)
+        rows.append((name, first, runs, answered))
+        wanted = {s.get("status", 0 if s.get("reset") else None) for s in specs} - {None, 200}
+        if not wanted <= set(answered):
+            problems.append(f"{name}: the request log does not show the fault ({answered})")
+        if w.phonebooks(tenant) != reference:
+            problems.append(f"{name}: the phonebooks differ from the fault-free run")
+    print("\n" + "\n".join(" | ".join(map(str, r)) for r in rows))
+    assert problems == []
+
+
+def test_presence_pass_fault_matrix(world):
+    w = world
+    assert w.sync("globex", "presence")["status"] == "done"
+    reference = w.presence("globex")
+    rows, problems = [], []
+    for name, specs in faults(r"/calendarView|/\$batch").items():
+        tenant = w.new_tenant()
+        first, runs, answered = w.faulted(tenant, "presence", specs)
+        rows.append((name, first, runs, answered))
+        if w.presence(tenant) != reference:
+            problems.append(f"{name}: presence differs from the fault-free run")
+    print("\n" + "\n".join(" | ".join(map(str, r)) for r in rows))
+    assert problems == []
