@@ -129,6 +129,7 @@ def run_batch(client: "GraphClient", requests: list[BatchRequest]) -> list[Batch
     for start in range(0, len(requests), MAX_BATCH):
         pending = requests[start:start + MAX_BATCH]
         attempt = 0
+        refreshed = False
         while pending:
             to_send = []
             for request in pending:
@@ -144,6 +145,15 @@ def run_batch(client: "GraphClient", requests: list[BatchRequest]) -> list[Batch
             answers = _send_chunk(client, to_send)
             can_retry = attempt < policy.max_retries
             retry = {r.id.lower() for r in to_send if can_retry and _retryable(r, answers[r.id.lower()].status)}
+            expired = {r.id.lower() for r in to_send if answers[r.id.lower()].status == 401}
+            if expired and not refreshed:
+                # The token expired between the batch's acceptance and its items (as for a single request):
+                # a new token, and those items once more.
+                logger.info("$batch: %d items answered 401: acquiring a new token and retrying them once",
+                            len(expired))
+                client.tokens.invalidate(client.tokens.get())
+                refreshed = True
+                retry |= expired
             changed = True
             while changed:  # dependants that failed only because their dependency was throttled go again too
                 changed = False

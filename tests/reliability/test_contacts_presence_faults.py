@@ -145,6 +145,8 @@ def test_contact_sync_fault_matrix(world):
         tenant = w.new_tenant()
         first, runs, answered = w.faulted(tenant, "contacts", specs)
         rows.append((name, first, runs, answered))
+        if name == "token expired mid-run" and first != "done":
+            problems.append(f"{name}: the token is refreshed within the run, which must not fail")
         wanted = {s.get("status", 0 if s.get("reset") else None) for s in specs} - {None, 200}
         if not wanted <= set(answered):
             problems.append(f"{name}: the request log does not show the fault ({answered})")
@@ -163,6 +165,8 @@ def test_presence_pass_fault_matrix(world):
         tenant = w.new_tenant()
         first, runs, answered = w.faulted(tenant, "presence", specs)
         rows.append((name, first, runs, answered))
+        if name in ("token expired mid-run", "malformed JSON page") and first != "done":
+            problems.append(f"{name}: the pass must not fail (a new token; that mailbox is read again)")
         if w.presence(tenant) != reference:
             problems.append(f"{name}: presence differs from the fault-free run")
     print("\n" + "\n".join(" | ".join(map(str, r)) for r in rows))
