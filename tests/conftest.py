@@ -14,6 +14,29 @@ pytest_plugins = ["tests.fixtures_services"]
 
 TEST_SECRET = "test-pbx365-secret"
 
+#: What must never appear in a log line: access/ID/refresh tokens and client assertions (JWTs), private keys,
+#: the secrets the tests configure, and OAuth parameters that carry credentials.
+SECRET_PATTERNS = [re.compile(p) for p in (
+    r"eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
+    r"PRIVATE KEY-----", re.escape(TEST_SECRET), r"test-flask-secret",
+    r"client_assertion=[^&\s]{20,}", r"refresh_token[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9._-]{20,}",
+    r"[Cc]lient[_ ]?[Ss]tate[\"']?\s*[:=]\s*[\"'][^\"']{16,}",
+)]
+
+
+def secret_leaks(records) -> list[str]:
+    """The log records (``logging.LogRecord``) whose message holds a secret, as ``"logger: message"``."""
+    return [f"{r.name}: {r.getMessage()[:200]}" for r in records
+            if any(p.search(r.getMessage()) for p in SECRET_PATTERNS)]
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_captured_logs(caplog):
+    """Every test: each log record it captured (INFO and up) is scanned; a secret fails the test that logged it."""
+    yield
+    leaks = secret_leaks(caplog.get_records("setup") + caplog.get_records("call"))  # .records: the teardown's
+    assert not leaks, f"secrets in log lines: {leaks}"
+
 
 @pytest.fixture
 def app(database_url, redis_url, tmp_path):

@@ -57,3 +57,17 @@ def test_the_scan_recognizes_the_tokens_it_looks_for(env):
 
     with env.app.app_context(), GraphClient(credentials_for("acme"), **client_options()) as client:
         assert JWT.search(client.tokens.get())
+
+
+def test_the_suite_wide_log_scan_catches_each_kind_of_secret():
+    from tests.conftest import secret_leaks
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("flask_pbx365.x", logging.INFO, __file__, 1, message, None, None)
+
+    leaking = ["got eyJhbGciOiJSUzI1NiJ9abc.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop",
+               "-----BEGIN PRIVATE KEY-----", f"secret {TEST_SECRET}",
+               "POST client_assertion=abcdefghijklmnopqrstuvwxyz0123", '{"refresh_token": "0.AAAAbbbbccccddddeeeeffff"}',
+               'clientState="3f6c1b0e9d8a7c6b5a4f"']
+    assert len(secret_leaks([record(m) for m in leaking])) == len(leaking)
+    assert secret_leaks([record("users sync of acme: 12 created"), record("GET /users -> 200")]) == []
