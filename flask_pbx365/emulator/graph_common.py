@@ -441,8 +441,7 @@ def paginate(items: Sequence[Any], *, tenant: Tenant, default_size: int, max_siz
         if state.get("path") != request.path:
             raise graph_error(400, "Request_BadRequest", "The $skiptoken belongs to another request.")
         if key is not None:
-            keys = [key(i) for i in items]
-            start = bisect.bisect_right(keys, state["k"])
+            start = bisect.bisect_right(items, state["k"], key=key)  # O(log n): no list of every key per page
         else:
             start = int(state["o"])
     page = list(items[start:start + n])

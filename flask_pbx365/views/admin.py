@@ -41,9 +41,19 @@ def require_tenant_admin():
     if not host.is_tenant_admin(tenant):
         abort(403, description="Only an administrator of this tenant may change its Microsoft 365 integration.")
     g.pbx365_tenant = tenant
-    request.max_content_length = int(get_state().app.config["PBX365_MAX_FORM_BYTES"])  # before the form is read
+    _limit_body(int(get_state().app.config["PBX365_MAX_FORM_BYTES"]))
     protect()
     return None
+
+
+def _limit_body(limit: int) -> None:
+    """413 for a body over ``limit`` bytes, before the form is read."""
+    if (request.content_length or 0) > limit:
+        abort(413)
+    try:
+        request.max_content_length = limit  # Flask >= 3.1: also bounds a body sent without Content-Length
+    except AttributeError:
+        pass  # older Flask: read-only; werkzeug does not parse a form without Content-Length there
 
 
 def current_tenant() -> str:
