@@ -87,8 +87,10 @@ print(f"{n - f - e - k} passed, {f} failed, {e} errors, {k} skipped in {float(s.
 EOF
 }
 
-# Suites that never touch the portal's database (the emulator and the Graph client) run in the SQLite pass only.
-DB_FREE_SUITES=(tests/emulator tests/emulator_outlook tests/graph tests/wheel tests/hosts)
+# Suites that never touch the portal's database (the emulator and the Graph client), and the browser journey (the
+# same pages whatever the database; their data paths run on PostgreSQL in the other suites), run in the SQLite
+# pass only.
+DB_FREE_SUITES=(tests/emulator tests/emulator_outlook tests/graph tests/wheel tests/hosts tests/journey)
 
 declare -A result
 overall=0
