@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs the test suite twice: on SQLite, then on a throwaway PostgreSQL server.
+# Runs the test suite twice, side by side: on SQLite and on a throwaway PostgreSQL server.
 # Exit 0 only when every pass passed (an empty collection counts as a failure).
 #
 # Environment:
 #   PYTEST_ARGS               extra pytest arguments (shell-quoted), e.g. PYTEST_ARGS='-k sync -x'
 #   PBX365_TEST_PASSES        passes to run, default "sqlite postgres"
+#   PBX365_TEST_SERIAL        1: run the passes one after the other (default: in parallel)
 #   PBX365_TEST_DATABASE_URL  use this PostgreSQL server for the postgres pass instead of starting one
 #   PBX365_TEST_REDIS_URL     use this Redis instead of a private server per pass
 #   PYTEST_TIMEOUT            per-test timeout in seconds, default 300
@@ -87,18 +88,24 @@ print(f"{n - f - e - k} passed, {f} failed, {e} errors, {k} skipped in {float(s.
 EOF
 }
 
-# Suites that never touch the portal's database (the emulator and the Graph client), and the browser journey (the
-# same pages whatever the database; their data paths run on PostgreSQL in the other suites), run in the SQLite
-# pass only.
-DB_FREE_SUITES=(tests/emulator tests/emulator_outlook tests/graph tests/wheel tests/hosts tests/journey)
+# Suites whose outcome does not depend on the portal's database run in one pass only: the emulator, the Graph client
+# and the host kit in the SQLite pass; the installed-wheel smoke test (its own portal and database) and the browser
+# journey (the same pages whatever the database) in the PostgreSQL pass, which keeps the two passes of about equal
+# length when they run side by side.
+SQLITE_ONLY_SUITES=(tests/emulator tests/emulator_outlook tests/graph tests/hosts)
+POSTGRES_ONLY_SUITES=(tests/wheel tests/journey)
 
-declare -A result
-overall=0
-for pass in $PASSES; do
+# One pass: prepares its database, runs pytest, writes its result line to $work/$pass.result and its exit status
+# to $work/$pass.rc.
+run_pass() {
+    local pass="$1" line
     pass_args=()
     case "$pass" in
         sqlite)
             unset PBX365_TEST_DATABASE_URL
+            if [[ " $PASSES " == *" postgres "* ]]; then
+                for suite in "${POSTGRES_ONLY_SUITES[@]}"; do pass_args+=(--ignore="$suite"); done
+            fi
             banner "Test pass: SQLite"
             ;;
         postgres)
@@ -108,24 +115,56 @@ for pass in $PASSES; do
                 port="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
                 pg_started=1
                 if ! url="$(bash tools/pg.sh start "$work/pg" "$port")"; then
-                    result[$pass]="FAILED (PostgreSQL did not start)"; overall=1; continue
+                    echo "FAILED (PostgreSQL did not start)" >"$work/$pass.result"; echo 1 >"$work/$pass.rc"
+                    return
                 fi
                 export PBX365_TEST_DATABASE_URL="$url"
             fi
-            for suite in "${DB_FREE_SUITES[@]}"; do pass_args+=(--ignore="$suite"); done
-            banner "Test pass: PostgreSQL ($PBX365_TEST_DATABASE_URL; without ${DB_FREE_SUITES[*]})"
+            if [[ " $PASSES " == *" sqlite "* ]]; then
+                for suite in "${SQLITE_ONLY_SUITES[@]}"; do pass_args+=(--ignore="$suite"); done
+            fi
+            banner "Test pass: PostgreSQL ($PBX365_TEST_DATABASE_URL; without ${SQLITE_ONLY_SUITES[*]})"
             ;;
         *) echo "run-tests: unknown pass '$pass' (sqlite, postgres)" >&2; exit 2 ;;
     esac
     run_pytest "$pass"
     case "$rc" in
-        0) result[$pass]="PASSED  ($(counts "$work/$pass.xml"))" ;;
-        5) result[$pass]="FAILED  (no tests were collected)"; overall=1 ;;
-        *) result[$pass]="FAILED  (pytest exit $rc; $(counts "$work/$pass.xml"))"; overall=1 ;;
+        0) line="PASSED  ($(counts "$work/$pass.xml"))" ;;
+        5) line="FAILED  (no tests were collected)" ;;
+        *) line="FAILED  (pytest exit $rc; $(counts "$work/$pass.xml"))" ;;
     esac
+    echo "$line" >"$work/$pass.result"; echo "$rc" >"$work/$pass.rc"
     if [ "$pass" = postgres ] && [ "$pg_started" = 1 ]; then
         bash tools/pg.sh stop "$work/pg" && pg_started=0
     fi
+}
+
+for pass in $PASSES; do
+    case "$pass" in sqlite|postgres) ;; *) echo "run-tests: unknown pass '$pass' (sqlite, postgres)" >&2; exit 2 ;; esac
+done
+set -- $PASSES
+if [ "$#" -gt 1 ] && [ "${PBX365_TEST_SERIAL:-0}" != 1 ]; then
+    # The passes share nothing (each has its own database, Redis, emulator and ports), so they run side by side,
+    # one per core; each one's output follows when it is done.
+    pass_pids=()
+    for pass in $PASSES; do
+        ( trap 'if [ -n "$pytest_pid" ]; then kill -TERM -- "-$pytest_pid" 2>/dev/null; fi
+                if [ "$pg_started" = 1 ]; then bash tools/pg.sh stop "$work/pg" || true; fi' EXIT
+          run_pass "$pass" ) >"$work/$pass.log" 2>&1 &
+        pass_pids+=($!)
+    done
+    trap 'echo "run-tests: interrupted" >&2; kill -INT "${pass_pids[@]}" 2>/dev/null; wait; exit 130' INT TERM
+    wait "${pass_pids[@]}"
+    for pass in $PASSES; do cat "$work/$pass.log"; done
+else
+    for pass in $PASSES; do run_pass "$pass"; done
+fi
+
+declare -A result
+overall=0
+for pass in $PASSES; do
+    result[$pass]="$(cat "$work/$pass.result" 2>/dev/null || echo "FAILED (did not finish)")"
+    if [ "$(cat "$work/$pass.rc" 2>/dev/null || echo 1)" != 0 ]; then overall=1; fi
 done
 
 banner "Test summary"

@@ -149,7 +149,7 @@ class RunContext:
         self.redis = _redis()
         self.counts: dict[str, int] = {name: 0 for name in SyncRun.COUNT_NAMES}
         self.progress: dict = {"phase": "starting", "pages": 0, "read": 0, "done": 0, "total": 0}
-        self._items: list[SyncRunItem] = []
+        self._items: list[dict] = []
         self._last_push = 0.0
 
     @property
@@ -170,16 +170,17 @@ class RunContext:
         """Record one user's outcome and count it (``error`` counts as ``errors``)."""
         user = user or {}
         self.counts["errors" if action == "error" else action] += 1
-        self._items.append(SyncRunItem(
+        self._items.append(dict(
             run_id=self.run.id, action=action, object_id=object_id or user.get("id"),
             user_principal_name=clip(upn or user.get("userPrincipalName")),
             display_name=clip(name or user.get("displayName")), extension=clip(extension, 32),
-            detail=detail[:2000]))
+            detail=detail[:2000], created_at=utcnow()))
 
     def flush(self) -> None:
         """Stage the recorded items, counts and progress in the session (the caller commits with its batch)."""
         session = _session()
-        session.add_all(self._items)
+        if self._items:  # one executemany per batch, not an ORM object per user
+            session.execute(sa.insert(SyncRunItem), self._items)
         self._items = []
         self.run.counts = dict(self.counts)
         self.run.progress = {**(self.run.progress or {}), **self.progress}
