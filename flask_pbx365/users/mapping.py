@@ -65,7 +65,9 @@ def to_e164(number: str, region: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(parsed):
         return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    # E.164 allows 15 digits at most; libphonenumber accepts some longer (German) numbers as "valid".
+    return formatted if len(formatted) <= 16 else None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import re
 import unicodedata
 import uuid
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flask_pbx365.users.mapping import map_user, to_e164
@@ -45,7 +45,7 @@ def graph_users() -> st.SearchStrategy[dict]:
     return st.fixed_dictionaries({"id": st.uuids().map(str)}, optional=values)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)  # CI: the same examples each run
 @given(user=graph_users(), options=OPTIONS, extension=st.one_of(st.none(), st.text(max_size=6)))
 def test_any_graph_user_maps_to_clean_fields_or_no_caller_id(user, options, extension):
     mapped = map_user(user, options, extension)
@@ -59,8 +59,9 @@ def test_any_graph_user_maps_to_clean_fields_or_no_caller_id(user, options, exte
     assert mapped.digest() == map_user(user, options, extension).digest()  # deterministic: no spurious rewrites
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(number=PHONES.filter(lambda p: p is not None), region=st.sampled_from(["US", "DE", "GB", "FR", "JP", "zz"]))
+@example(number="۳0000000000000", region="DE")  # found by hypothesis: 16 digits, "valid" for libphonenumber
 def test_any_phone_string_becomes_e164_or_nothing(number, region):
     result = to_e164(number, region)
     assert result is None or E164.match(result)
