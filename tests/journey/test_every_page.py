@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.overview.test_overview_browser import _serious
+from tests.overview.test_overview_browser import _serious, _sign_in
 from tests.sso.live import serve
 from tests.sync.conftest import env  # noqa: F401  (the fixture)
 
@@ -49,14 +49,6 @@ def pages(env, portal) -> list[str]:  # noqa: F811
     return ([f"{portal.url}{BASE}/{p.format(run=run['run_id'])}" for p in ADMIN_PAGES]
             + [portal.url + p for p in PUBLIC_PAGES]
             + [f"{portal.url}/admin/users", f"{portal.url}/admin/phonebook"])
-
-
-def _sign_in(page, url: str) -> None:
-    page.goto(f"{url}/admin/login?tenant=acme")
-    page.fill("input[name=username]", "admin@acme")
-    page.fill("input[name=password]", "admin")
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
 
 
 def _unreachable_by_tab(page) -> list[str]:

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from flask_pbx365.contacts.mapping import PERSONAL_SOURCE
 from flask_pbx365.runs import get_run, request_run
 from flask_pbx365.runs.queue import make_worker
-from tests.conftest import TEST_SECRET
-from tests.fixtures_services import fresh_database_url
+from tests.reliability.portal import module_portal
 from tests.sync.conftest import connect
 
 pytestmark = pytest.mark.timeout(900)
@@ -110,17 +109,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
-    from demo_app import create_app
-
     if database_url_base:
         pytest.skip("the contacts and presence fault matrix runs in the SQLite pass")
-    with fresh_database_url(database_url_base, tmp_path_factory.mktemp("cp-faults")) as url:
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test-flask-secret",
-                          "PBX365_SECRET_KEY": TEST_SECRET, "PBX365_REDIS_URL": redis_url,
-                          "DEMO_EMULATOR_URL": "https://127.0.0.1:9", "DEMO_PUBLIC_URL": "http://portal.test",
-                          "DEMO_SBC_URL": "https://sbc.test:8444", "PBX365_MAX_RETRIES": 3,
-                          "PBX365_MAX_BACKOFF": 0.2, "PBX365_HTTP_TIMEOUT": 2})
-        assert app.test_cli_runner().invoke(args=["demo", "init"]).exit_code == 0
+    with module_portal(redis_url, database_url_base, tmp_path_factory.mktemp("cp-faults")) as app:
         tid = str(uuid.uuid4())
         m365_emulator.generate(tenantId=tid, users=USERS, contactsPerUser=3, eventsPerUser=3, seed=9)
         m365_emulator.clear_faults()
@@ -128,11 +119,6 @@ def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
         world.prepare("globex")
         yield world
         m365_emulator.clear_faults()
-        from demo_app.models import db
-
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_contact_sync_fault_matrix(world):

@@ -19,8 +19,7 @@ import sqlalchemy as sa
 
 from flask_pbx365.runs import get_run, request_run
 from flask_pbx365.runs.queue import make_worker
-from tests.conftest import TEST_SECRET
-from tests.fixtures_services import fresh_database_url
+from tests.reliability.portal import module_portal
 from tests.sync.conftest import connect
 from tests.sync.test_runs_cli_and_tab import _kill_hard, _stop, _worker
 
@@ -144,26 +143,13 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
-    from demo_app import create_app
-
-    with fresh_database_url(database_url_base, tmp_path_factory.mktemp("faults")) as url:
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "test-flask-secret",
-                          "PBX365_SECRET_KEY": TEST_SECRET, "PBX365_REDIS_URL": redis_url,
-                          "DEMO_EMULATOR_URL": "https://127.0.0.1:9", "DEMO_PUBLIC_URL": "http://portal.test",
-                          "DEMO_SBC_URL": "https://sbc.test:8444", "PBX365_MAX_RETRIES": 3,
-                          "PBX365_MAX_BACKOFF": 0.2, "PBX365_HTTP_TIMEOUT": 2})
-        assert app.test_cli_runner().invoke(args=["demo", "init"]).exit_code == 0
+    with module_portal(redis_url, database_url_base, tmp_path_factory.mktemp("faults")) as app:
         tid = str(uuid.uuid4())
         m365_emulator.generate(tenantId=tid, users=USERS, seed=365)
         connect(app, m365_emulator, tid, tenant="globex")
         m365_emulator.clear_faults()
         yield World(app, m365_emulator, tid)
         m365_emulator.clear_faults()
-        from demo_app.models import db
-
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_user_sync_http_fault_matrix(world, database_url_base):
