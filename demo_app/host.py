@@ -6,6 +6,7 @@ create must be usable by the very next request.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
@@ -188,9 +189,12 @@ class DemoHost:
             keys.append(c.key)
         if not rows:
             return {}
+        table = User.__table__
         try:
+            # Core executemany, then the ids by (tenant, extension): an ordered INSERT ... RETURNING degrades to
+            # one statement per row on SQLite.
             with db.session.begin_nested():
-                ids = db.session.scalars(sa.insert(User).returning(User.id, sort_by_parameter_order=True), rows).all()
+                db.session.execute(sa.insert(table), rows)
         except IntegrityError:
             # Another writer took a number or a name between the check and the insert: one by one, so only
             # those fail (ExtensionInUseError lets the extension try the next number).
@@ -203,7 +207,11 @@ class DemoHost:
                     results[key].error = (ExtensionInUseError(row["extension"]) if "extension" in str(exc.orig)
                                           else HostAdapterError(f"The username {row['username']} is taken."))
             return made
-        return {key: {**row, "id": id_} for key, row, id_ in zip(keys, rows, ids)}
+        ids: dict[str, int] = {}
+        for chunk in _chunks([row["extension"] for row in rows]):
+            ids.update(db.session.execute(sa.select(table.c.extension, table.c.id).where(
+                table.c.tenant_id == t.id, table.c.extension.in_(chunk))).all())
+        return {key: {**row, "id": ids[row["extension"]]} for key, row in zip(keys, rows)}
 
     def _memberships(self, t: Tenant, users: list[tuple[int, UserChange]]) -> None:
         joins = {(uid, name) for uid, c in users for name in c.join_groups}
@@ -435,12 +443,18 @@ def _host_user(user: User) -> HostUser:
         groups=[g.name for g in user.groups], photo_sha256=user.photo_sha256)
 
 
+@functools.cache
+def _column_limits() -> dict[str, int]:
+    """The length of each string column of users (asked once per row and field, so computed once)."""
+    return {c.name: c.type.length for c in User.__table__.columns if getattr(c.type, "length", None)}
+
+
 def _too_long(values: dict) -> HostAdapterError | None:
     """The refusal for a value longer than its column (PostgreSQL would fail the whole statement), or None."""
+    limits = _column_limits()
     for name, value in values.items():
-        column = User.__table__.columns.get(name)
-        limit = getattr(getattr(column, "type", None), "length", None)
-        if isinstance(value, str) and limit and len(value) > limit:
+        limit = limits.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
             label = name.replace("_", " ")
             return HostAdapterError(f"The {label} is {len(value)} characters long; this PBX keeps at most {limit}. "
                                     f"Shorten it in Microsoft 365.")

@@ -7,8 +7,9 @@ from .consent import admin_consent_url
 from .credentials import AppCredentials
 from .paging import DeltaRound
 from .permissions import PermissionChecks, feature_status, permission_for
+from .prefetch import prefetched
 
 __all__ = [
     "AppCredentials", "BatchRequest", "BatchResponse", "DeltaRound", "GraphClient", "PermissionChecks",
-    "admin_consent_url", "feature_status", "permission_for",
+    "admin_consent_url", "feature_status", "permission_for", "prefetched",
 ]

@@ -180,7 +180,7 @@ class RunContext:
         """Stage the recorded items, counts and progress in the session (the caller commits with its batch)."""
         session = _session()
         if self._items:  # one executemany per batch, not an ORM object per user
-            session.execute(sa.insert(SyncRunItem), self._items)
+            session.execute(sa.insert(SyncRunItem.__table__), self._items)
         self._items = []
         self.run.counts = dict(self.counts)
         self.run.progress = {**(self.run.progress or {}), **self.progress}

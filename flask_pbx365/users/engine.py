@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import sqlalchemy as sa
 
 from ..connection import client_options, credentials_for
 from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX365Error, PermissionMissingError
-from ..graph import BatchRequest, GraphClient
+from ..graph import BatchRequest, GraphClient, prefetched
 from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
 from ..models import DeltaState, UserLink, clip
 from ..runs import RunContext
@@ -21,7 +21,7 @@ from ..settings import get_settings
 from ..state import get_state
 from ..tenants import require_connection
 from .extensions import ExtensionAllocator
-from .guard import check as guard_check
+from .guard import can_hold, check as guard_check
 from .mapping import SELECT, is_enabled, is_nameless, options_hash
 from .photos import sync_photos
 from .plan import REMOVALS, UPSERTS, Action, Plan, Planner
@@ -41,6 +41,8 @@ PHONE_WRITERS = frozenset({"User-Phone.ReadWrite.All", "User.ReadWrite.All", "Di
 LOOKUP_CHUNK = 500
 #: ``$top`` of a full read of ``/users``: Graph's maximum page size for users.
 FULL_PAGE_SIZE = 999
+#: What a business-phone write-back needs of a user.
+WRITE_BACK_KEYS = ("id", "userPrincipalName", "displayName", "businessPhones")
 
 
 def batch_size() -> int:
@@ -64,6 +66,9 @@ class UserSync:
         #: Object id -> extension whose write-back Microsoft refused (privileged admins), kept across runs.
         self.write_back_refused: dict[str, str] = {}
         self._phone_writer: bool | None = None
+        #: Actions applied so far in this run (batches committed), and whether the extension group exists.
+        self._applied = 0
+        self._group_ready = False
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -71,48 +76,24 @@ class UserSync:
         return self.session.scalar(sa.select(DeltaState).where(DeltaState.tenant == self.tenant,
                                                                 DeltaState.kind == KIND))
 
-    def _read(self, client: GraphClient, state: DeltaState | None, scope: Scope) -> tuple[dict[str, dict], bool, str]:
-        """Every user of this round by lower-case id, whether the round was full, and the new deltaLink."""
-        opts_hash = options_hash(self.options)
-        full = True
+    def _full_reason(self, state: DeltaState | None, scope: Scope) -> str:
+        """Why this round must read every user, or "" when the stored deltaLink still applies."""
         if state is None or not state.delta_link:
-            self.full_reason = "first run"
-        elif (state.directory_id or "").lower() != self.directory_id:
-            self.full_reason = "the directory (tenant) ID changed"
-        elif state.options_hash != opts_hash:
-            self.full_reason = "filters or mapped fields changed"
-        elif state.scope_hash != scope.members_hash():
-            self.full_reason = "membership of the selected groups changed"
-        else:
-            full = False
-        try:
-            return self._round(client, None if full else state.delta_link)
-        except DeltaTokenExpiredError:
-            log.info("users delta token of %s expired: full resync", self.tenant)
-            self.full_reason = "the delta token expired"
-            return self._round(client, None)
+            return "first run"
+        if (state.directory_id or "").lower() != self.directory_id:
+            return "the directory (tenant) ID changed"
+        if state.options_hash != options_hash(self.options):
+            return "filters or mapped fields changed"
+        if state.scope_hash != scope.members_hash():
+            return "membership of the selected groups changed"
+        return ""
 
-    def _round(self, client: GraphClient, delta_link: str | None) -> tuple[dict[str, dict], bool, str]:
-        full = delta_link is None
-        self.ctx.report(force=True, phase="reading", pages=0, read=0, full=full)
-        select = ",".join(SELECT)
-        if full:
-            # Fewest requests: users delta pages are small and take no $top, so a full round takes the deltaLink
-            # for "now" first ($deltatoken=latest, no data) and then lists /users 999 a page. A change made during
-            # the listing comes again in the next round, which applies it once more: nothing is lost.
-            start = client.delta("/users/delta", params={"$select": select, "$deltatoken": "latest"})
-            for _ in start:
-                pass
-            next_link = start.delta_link
-            pages: Iterable[list[dict]] = (page.get("value") or [] for page in client.iter_pages(
-                "/users", params={"$select": select, "$top": str(FULL_PAGE_SIZE)}))
-        else:
-            rnd = client.delta(delta_link)
-            pages = rnd
+    def _delta_round(self, client: GraphClient, delta_link: str) -> tuple[dict[str, dict], str]:
+        """Every user of an incremental round by lower-case id, and the new deltaLink."""
+        self.ctx.report(force=True, phase="reading", pages=0, read=0, full=False)
+        rnd = client.delta(delta_link)
         users: dict[str, dict] = {}
-        count = 0
-        for page in pages:
-            count += 1
+        for count, page in enumerate(rnd, 1):
             for item in page:
                 oid = str(item.get("id") or "").lower()
                 if not oid:
@@ -124,10 +105,23 @@ class UserSync:
                 else:
                     users[oid] = {**previous, **item}
             self.ctx.report(pages=count, read=len(users))
-        if not full:
-            self._complete_partial(client, users)
-            next_link = rnd.delta_link
-        return users, full, next_link
+        self._complete_partial(client, users)
+        return users, rnd.delta_link
+
+    def _full_pages(self, client: GraphClient) -> tuple[Iterator[list[dict]], str]:
+        """The deltaLink for "now", then (lazily) every user, 999 a page.
+
+        Fewest requests: users delta pages are small and take no $top, so a full round takes the deltaLink for
+        "now" first ($deltatoken=latest, no data) and then lists /users. A change made during the listing comes
+        again in the next round, which applies it once more: nothing is lost.
+        """
+        select = ",".join(SELECT)
+        start = client.delta("/users/delta", params={"$select": select, "$deltatoken": "latest"})
+        for _ in start:
+            pass
+        pages = (page.get("value") or [] for page in client.iter_pages(
+            "/users", params={"$select": select, "$top": str(FULL_PAGE_SIZE)}))
+        return pages, start.delta_link
 
     def _complete_partial(self, client: GraphClient, users: dict[str, dict]) -> None:
         """Delta may return only changed properties: read such users whole, so no decision rests on a guess."""
@@ -155,65 +149,127 @@ class UserSync:
             ctx.report(force=True, phase="reading")
             state = self._delta_state()
             self.write_back_refused = dict(((state.applied or {}) if state else {}).get("write_back_refused") or {})
+            now = datetime.now(timezone.utc)
             try:
                 scope.load_groups(client)
-                users, full, delta_link = self._read(client, state, scope)
+                self.full_reason = self._full_reason(state, scope)
+                if not self.full_reason:
+                    users, delta_link = self._delta_round(client, state.delta_link)
+            except DeltaTokenExpiredError:
+                log.info("users delta token of %s expired: full resync", self.tenant)
+                self.full_reason = "the delta token expired"
             except GraphError as exc:
                 return "failed", f"Reading users from Microsoft 365 failed: {exc} Nothing was changed."
+            if self.full_reason:
+                return self._full_round(client, state, scope, now)
             ctx.report(force=True, phase="planning")
-            now = datetime.now(timezone.utc)
-            links, host_users = self._known(users, full, now, scope)
+            links, host_users = self._known(users, now, scope)
             planner = Planner(self.options, scope, links, host_users, now)
             for oid, user in users.items():
                 planner.consider(oid, user)
-            plan = planner.finish(full, set(users))
-            if self.graph_errors:
-                plan.actions = [a for a in plan.actions if a.kind not in REMOVALS]
             linked = self.session.scalar(sa.select(sa.func.count()).select_from(UserLink).where(
                 self._mine(), UserLink.state.in_(("active", "disabled"))))
-            verdict = guard_check(plan.removals, linked, int(self.options["guard_percent"]),
-                                  int(self.options["guard_max"]), ctx.confirmed)
             allocator = ExtensionAllocator.for_users(self.host, self.tenant, self.options["start_extension"],
                                                      host_users)
-            if self.run.dry_run:
-                return self._preview(plan, allocator, full, verdict.hold)
-            if verdict.hold:
-                self._record_plan(plan, allocator, "planned, waiting for confirmation")
-                self.run.progress = {**(self.run.progress or {}), "held_removals": verdict.removals}
-                ctx.commit()
-                self._notify_held(verdict.message)
-                return "waiting_confirmation", verdict.message
-            old_group = (state.applied or {}).get("extension_group") if state else None
-            self._apply(client, plan, allocator, old_group, now)
-            if self.options["photos"]:
-                self._photos(client, plan)
-            if self.graph_errors:
-                ctx.commit()
-                return "failed", (f"{self._summary(full)} Some Microsoft Graph calls failed ({self.graph_errors[0]}"
-                                  f"{f' and {len(self.graph_errors) - 1} more' if len(self.graph_errors) > 1 else ''}"
-                                  "), so nobody was disabled or deleted in this run; the next run tries again.")
-            self._apply_removals(plan, now)
-            self._save_state(state, delta_link, scope, full, now)
+            return self._conclude(client, state, scope, planner.finish(False, set(users)), linked, allocator,
+                                  False, delta_link, now)
+
+    def _full_round(self, client: GraphClient, state: DeltaState | None, scope: Scope,
+                    now: datetime) -> tuple[str, str]:
+        """Read every user and plan against every link and PBX user.
+
+        When the guard cannot hold this run (see :func:`~flask_pbx365.users.guard.can_hold`), the actions other
+        than removals are applied as the pages arrive, while the next page is fetched; only the ids seen stay in
+        memory. Otherwise the whole plan is made first.
+        """
+        ctx = self.ctx
+        links = list(self.session.scalars(sa.select(UserLink).where(self._mine())))
+        host_users = self.host.list_users(self.tenant)
+        planner = Planner(self.options, scope, links, host_users, now)
+        allocator = ExtensionAllocator.for_users(self.host, self.tenant, self.options["start_extension"], host_users)
+        del host_users
+        linked = sum(1 for link in links if link.state in ("active", "disabled"))
+        writing = not self.run.dry_run and not can_hold(linked, int(self.options["guard_percent"]),
+                                                        int(self.options["guard_max"]), ctx.confirmed)
+        ctx.report(force=True, phase="reading and applying" if writing else "reading", pages=0, read=0, full=True)
+        old_group = self._old_group(state)
+        seen: set[str] = set()
+        write_back: list[tuple[Action, str]] = []
+        try:
+            pages, delta_link = self._full_pages(client)
+            for count, page in enumerate(prefetched(pages), 1):
+                for item in page:
+                    oid = str(item.get("id") or "").lower()
+                    # The first answer wins: a change during the listing comes in the next (delta) round.
+                    if oid and oid not in seen:
+                        seen.add(oid)
+                        planner.consider(oid, item)
+                ctx.report(pages=count, read=len(seen))
+                if writing:
+                    self._apply(client, planner.take_ready(batch_size()), allocator, old_group, now, write_back)
+        except GraphError as exc:
+            if not self._applied:
+                return "failed", f"Reading users from Microsoft 365 failed: {exc} Nothing was changed."
             ctx.commit()
-            return "done", self._summary(full)
+            return "failed", (f"Reading users from Microsoft 365 failed after {len(seen)} users: {exc} "
+                              f"{self._summary(True)[:-1]} until then; nobody was disabled or deleted, and the "
+                              "next run reads every user again.")
+        for action, extension in write_back:  # the Graph client is free again
+            self._write_back(client, action, extension)
+        if write_back:
+            ctx.commit()
+        return self._conclude(client, state, scope, planner.finish(True, seen), linked, allocator, True,
+                              delta_link, now)
+
+    def _conclude(self, client: GraphClient, state: DeltaState | None, scope: Scope, plan: Plan, linked: int,
+                  allocator: ExtensionAllocator, full: bool, delta_link: str, now: datetime) -> tuple[str, str]:
+        """The rest of a run once every user was read: the guard, what is left to apply, removals, photos."""
+        ctx = self.ctx
+        ctx.report(force=True, phase="planning")
+        if self.graph_errors:
+            plan.actions = [a for a in plan.actions if a.kind not in REMOVALS]
+        verdict = guard_check(plan.removals, linked, int(self.options["guard_percent"]),
+                              int(self.options["guard_max"]), ctx.confirmed)
+        if self.run.dry_run:
+            return self._preview(plan, allocator, full, verdict.hold)
+        if verdict.hold:
+            self._record_plan(plan, allocator, "planned, waiting for confirmation")
+            self.run.progress = {**(self.run.progress or {}), "held_removals": verdict.removals}
+            ctx.commit()
+            self._notify_held(verdict.message)
+            return "waiting_confirmation", verdict.message
+        actions = [a for a in plan.actions if a.kind not in REMOVALS]
+        ctx.report(force=True, phase="applying", done=self._applied, total=self._applied + len(actions))
+        self._apply(client, actions, allocator, self._old_group(state), now)
+        if self.options["photos"]:
+            self._photos(client, plan)
+        if self.graph_errors:
+            ctx.commit()
+            return "failed", (f"{self._summary(full)} Some Microsoft Graph calls failed ({self.graph_errors[0]}"
+                              f"{f' and {len(self.graph_errors) - 1} more' if len(self.graph_errors) > 1 else ''}"
+                              "), so nobody was disabled or deleted in this run; the next run tries again.")
+        self._apply_removals(plan, now)
+        self._save_state(state, delta_link, scope, full, now)
+        ctx.commit()
+        return "done", self._summary(full)
+
+    @staticmethod
+    def _old_group(state: DeltaState | None) -> str | None:
+        """The extension group the last complete round applied (to leave it when the setting changed)."""
+        return (state.applied or {}).get("extension_group") if state else None
 
     # --- what the PBX side knows ------------------------------------------------------------------------------
 
     def _mine(self) -> sa.ColumnElement[bool]:
         return sa.and_(UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id)
 
-    def _known(self, users: dict[str, dict], full: bool, now: datetime,
-               scope: Scope) -> tuple[list[UserLink], list[HostUser]]:
-        """The links and PBX users this round's plan needs.
+    def _known(self, users: dict[str, dict], now: datetime, scope: Scope) -> tuple[list[UserLink], list[HostUser]]:
+        """The links and PBX users an incremental round's plan needs (a full round needs them all).
 
-        A full round needs them all (whoever was not returned is gone). An incremental round costs what it
-        brings: the links of the users it returned plus the disabled users whose deletion came due, and only
-        those users from the PBX, unless someone unlinked came (to link by UPN or email, or to create on a free
-        extension, the PBX's users are listed once).
+        It costs what the round brings: the links of the users it returned plus the disabled users whose
+        deletion came due, and only those users from the PBX, unless someone unlinked came (to link by UPN or
+        email, or to create on a free extension, the PBX's users are listed once).
         """
-        if full:
-            links = list(self.session.scalars(sa.select(UserLink).where(self._mine())))
-            return links, self.host.list_users(self.tenant)
         links = []
         oids = sorted(users)
         for start in range(0, len(oids), LOOKUP_CHUNK):
@@ -282,19 +338,26 @@ class UserSync:
         for start in range(0, len(actions), size):
             yield actions[start:start + size]
 
-    def _apply(self, client: GraphClient, plan: Plan, allocator: ExtensionAllocator, old_group: str | None,
-               now: datetime) -> None:
-        actions = [a for a in plan.actions if a.kind not in REMOVALS]
+    def _apply(self, client: GraphClient, actions: list[Action], allocator: ExtensionAllocator,
+               old_group: str | None, now: datetime, write_back_later: list[tuple[Action, str]] | None = None) -> None:
+        """Apply ``actions`` (no removals) batch by batch, each batch committed with its links and items.
+
+        Business phones are written back after each batch, or, while the Graph client is still reading the
+        round, collected in ``write_back_later`` (slimmed to what the write needs).
+        """
         group = self.options["extension_group"]
-        if plan.of(*UPSERTS):
+        if not self._group_ready and any(a.kind in UPSERTS for a in actions):
             self.host.ensure_group(self.tenant, group)
-        self.ctx.report(force=True, phase="applying", done=0, total=len(actions))
-        done = 0
+            self._group_ready = True
         for batch in self._batches(actions):
             write_back = self._apply_batch(batch, allocator, group, old_group, now)
-            done += len(batch)
-            self.ctx.report(done=done)
+            self._applied += len(batch)
+            self.ctx.report(done=self._applied)
             self.ctx.commit()  # the batch's host changes, links and details together
+            if write_back_later is not None:
+                write_back_later += [(Action("writeback", {k: a.user.get(k) for k in WRITE_BACK_KEYS}), extension)
+                                     for a, extension in write_back]
+                continue
             for action, extension in write_back:
                 self._write_back(client, action, extension)
             if write_back:
@@ -358,19 +421,23 @@ class UserSync:
         if created:
             self._free_host_ids(created)
         write_back: list[tuple[Action, str]] = []
+        links = LinkWrites(self.tenant, self.directory_id, now)
         for key, (action, _) in changes.items():
             result = results[key]
             if not result.ok:
                 self.ctx.item("error", action.user, detail=f"{action.reason}: {result.error}" if action.reason
                               else str(result.error), object_id=action.object_id, upn=action.upn, name=action.name)
                 continue
-            extension = self._record_upsert(action, result.user if action.kind == "create" else action.host_user,
-                                            now)
-            if self._wants_write_back(action, extension):
-                write_back.append((action, extension))
+            host_user = result.user if action.kind == "create" else action.host_user
+            links.upsert(action, host_user)
+            detail = "; ".join(x for x in (action.reason, action.mapped.caller_id_note) if x)
+            self.ctx.item(ITEM_ACTION[action.kind], action.user, extension=host_user.extension, detail=detail)
+            if self._wants_write_back(action, host_user.extension):
+                write_back.append((action, host_user.extension))
         write_back += [(a, a.host_user.extension) for a in batch if a.kind == "writeback"
                        and self._wants_write_back(a, a.host_user.extension)]
         self.session.flush()
+        links.execute(self.session)
         return write_back
 
     def _host_apply(self, changes: list[UserChange]) -> list[UserChangeResult]:
@@ -384,25 +451,6 @@ class UserSync:
         if action.kind == "create":
             return UserChange(username=action.user.get("userPrincipalName") or action.user["id"], **common)
         return UserChange(user_id=action.host_user.id, enabled=True if action.kind == "enable" else None, **common)
-
-    def _record_upsert(self, action: Action, host_user: HostUser, now: datetime) -> str:
-        """The link and the run item of one applied upsert; returns the user's extension."""
-        user, mapped, link = action.user, action.mapped, action.link
-        if link is None:
-            link = UserLink(tenant=self.tenant, directory_id=self.directory_id, object_id=user["id"].lower(),
-                            host_user_id=host_user.id, created_at=now)
-            self.session.add(link)
-        link.host_user_id = host_user.id
-        if action.kind == "create":
-            link.photo_etag = None
-        link.state, link.reason, link.disabled_at = "active", None, None
-        link.user_principal_name = clip(user.get("userPrincipalName"))
-        link.display_name = clip(user.get("displayName"))
-        link.fields_hash = mapped.digest()
-        link.last_seen_at = now
-        detail = "; ".join(x for x in (action.reason, mapped.caller_id_note) if x)
-        self.ctx.item(ITEM_ACTION[action.kind], user, extension=host_user.extension, detail=detail)
-        return host_user.extension
 
     def _free_host_ids(self, host_user_ids: set[str]) -> None:
         """A host that reuses ids may hand out the id of a user deleted behind the sync's back: that old link
@@ -488,6 +536,45 @@ class UserSync:
                          "write_back_refused": dict(self.write_back_refused)}
         if full:
             state.full_sync_at = now
+
+
+class LinkWrites:
+    """The links of one batch's applied upserts, written with one executemany per statement shape.
+
+    Links are not updated through the ORM: a flush per batch of thousands of changed objects costs more than
+    the host's own writes. Loaded link objects go stale; the batch's commit expires them.
+    """
+
+    def __init__(self, tenant: str, directory_id: str, now: datetime):
+        self.tenant, self.directory_id, self.now = tenant, directory_id, now
+        self.new: list[dict] = []
+        self.changed: dict[bool, list[dict]] = {True: [], False: []}  # by "photo_etag reset"
+
+    def upsert(self, action: Action, host_user: HostUser) -> None:
+        user, link = action.user, action.link
+        values = dict(host_user_id=host_user.id, state="active", reason=None, disabled_at=None,
+                      user_principal_name=clip(user.get("userPrincipalName")),
+                      display_name=clip(user.get("displayName")), fields_hash=action.mapped.digest(),
+                      last_seen_at=self.now, updated_at=self.now)
+        if link is None:
+            self.new.append(dict(values, tenant=self.tenant, directory_id=self.directory_id,
+                                 object_id=user["id"].lower(), photo_etag=None, created_at=self.now))
+            return
+        # The identity, not link.id: after an earlier batch's commit the object is expired and .id would load it.
+        row = {f"b_{k}": v for k, v in values.items()} | {"b_id": sa.inspect(link).identity[0]}
+        if action.kind == "create":  # the PBX user was deleted and is created again: its photo too
+            row["b_photo_etag"] = None
+        self.changed[action.kind == "create"].append(row)
+
+    def execute(self, session) -> None:
+        table = UserLink.__table__
+        if self.new:
+            session.execute(sa.insert(table), self.new)
+        for rows in self.changed.values():
+            if rows:  # bound names differ from the columns' (SQLAlchemy reserves those for SET)
+                statement = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
+                    {k[2:]: sa.bindparam(k) for k in rows[0] if k != "b_id"})
+                session.execute(statement, rows)
 
 
 def sync_users(ctx: RunContext) -> tuple[str, str]:

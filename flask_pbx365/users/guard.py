@@ -35,3 +35,15 @@ def check(removals: int, linked: int, percent: int, maximum: int, confirmed: int
                f"{again} Nothing was changed. If this is expected, confirm the run on the User Sync tab or with "
                "`flask pbx365 sync confirm`; if not, check the filters and the Microsoft 365 directory.")
     return GuardVerdict(True, removals, linked, message)
+
+
+def can_hold(linked: int, percent: int, maximum: int, confirmed: int | None = None) -> bool:
+    """Whether any run could be held at all, before its plan is known.
+
+    Only linked users can be removed, so a run removes at most ``linked``: with no linked users, a limit of 100 %
+    and a maximum of at least ``linked``, or that many already confirmed, no plan can hold the run, and it may
+    write while it still reads.
+    """
+    if linked == 0 or (confirmed is not None and confirmed >= linked):
+        return False
+    return percent < 100 or linked > maximum

@@ -1,7 +1,8 @@
-"""Planning a user sync run: from the users Graph returned to a list of actions, before anything is applied.
+"""Planning a user sync run: from the users Graph returned to a list of actions.
 
-The plan is computed completely first, so the mass-change guard can hold a run before it changes anything and a
-dry run can show exactly what a real run would do.
+The plan is computed completely before anything is applied whenever the mass-change guard could hold the run
+(so it holds before it changes anything) and for a dry run (so it shows exactly what a real run would do).
+Otherwise the engine takes the ready actions out as pages arrive (:meth:`Planner.take_ready`).
 """
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ class Planner:
                     self.claimable.setdefault(key, []).append(user)
         self.claimed: set[str] = set()
         self.plan = Plan()
+        #: Object ids (lower case) with an action, also of actions already taken out to be applied.
+        self.planned: set[str] = set()
 
     # --- decisions -----------------------------------------------------------------------------------------
 
@@ -158,9 +161,8 @@ class Planner:
 
     def finish(self, full: bool, seen: set[str]) -> Plan:
         """Add the removals a full round implies and the deletions that came due; returns the plan."""
-        planned = {a.object_id.lower() for a in self.plan.actions if a.object_id}
         for oid, link in self.links.items():
-            if oid in planned or oid in self.plan.active_ids:
+            if oid in self.planned or oid in self.plan.active_ids:
                 continue
             if full and oid not in seen and link.state == "active":
                 self.deprovision(link, "no longer returned by Microsoft 365")
@@ -176,6 +178,17 @@ class Planner:
 
     def _add(self, action: Action) -> None:
         self.plan.actions.append(action)
+        if action.object_id:
+            self.planned.add(action.object_id.lower())
+
+    def take_ready(self, minimum: int) -> list[Action]:
+        """Take the planned actions other than removals out of the plan, once there are at least ``minimum``
+        (to apply them while the round is still being read); removals stay for the guard."""
+        ready = [a for a in self.plan.actions if a.kind not in REMOVALS]
+        if len(ready) < minimum:
+            return []
+        self.plan.actions = [a for a in self.plan.actions if a.kind in REMOVALS]
+        return ready
 
     def _deletion_due(self, link: UserLink, host_user: HostUser) -> bool:
         days = int(self.options.get("delete_after_days", 30))

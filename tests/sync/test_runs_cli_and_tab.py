@@ -204,10 +204,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_sigkilled_worker_leaves_no_duplicates_and_next_run_completes(empty_env):
+    """A planned (incremental) round killed between two batches; the streaming full round's kill is in the
+    reliability matrix."""
     env = empty_env
-    for n in range(45):
-        env.add_user(f"user{n:02d}", f"First{n}", f"Last{n}")
     env.settings(write_back_phone=True)
+    env.add_user("user00", "First0", "Last0")
+    assert env.sync()["status"] == "done"
+    for n in range(1, 45):
+        env.add_user(f"user{n:02d}", f"First{n}", f"Last{n}")
     env.app.config["PBX365_SYNC_LOCK_TTL"] = 2
     # The write-back after the first batch hangs: the worker is killed while the run is half applied.
     env.emulator.add_fault(method="PATCH", path=r"/v1\.0/users/", times=1, delayMs=20000)
@@ -215,7 +219,7 @@ def test_sigkilled_worker_leaves_no_duplicates_and_next_run_completes(empty_env)
     try:
         run = env.request()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(env.synced()) < 20:
+        while time.monotonic() < deadline and len(env.synced()) < 21:
             time.sleep(0.1)
         time.sleep(0.5)  # the worker now waits for the delayed write-back
         _kill_hard(proc)
@@ -223,7 +227,7 @@ def test_sigkilled_worker_leaves_no_duplicates_and_next_run_completes(empty_env)
         _stop(proc)
     env.emulator.clear_faults()
     made = [u for u in env.pbx_users() if (u["email"] or "").endswith(env.domain)]
-    assert len(made) == 20 and all(u["m365_object_id"] for u in made)  # one whole batch, nothing half-made
+    assert len(made) == 21 and all(u["m365_object_id"] for u in made)  # one whole batch, nothing half-made
     time.sleep(2.5)  # the dead run's lock expires
     result = env.sync()
     assert result["run_id"] != run["run_id"] and result["status"] == "done", result["message"]
