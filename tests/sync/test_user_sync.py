@@ -149,6 +149,30 @@ def test_more_than_999_users_are_paged(empty_env):
     assert len({u["extension"] for u in synced}) == len(synced)
 
 
+def test_a_first_sync_that_fails_on_page_two_keeps_page_one_and_the_next_run_completes(empty_env):
+    """A first sync cannot be held (nobody is linked yet), so it applies each page as it arrives: a read that
+    fails on page 2 leaves page 1 applied whole, says so, and the next run converges without duplicates."""
+    env = empty_env
+    env.emulator.generate(tenantId=env.tid, users=1500, contactsPerUser=0, eventsPerUser=0, photos=False, seed=5)
+    connect(env.app, env.emulator, env.tid)
+    expected = {u["id"] for u in env.entra_users() if (u.get("userType") or "Member") == "Member"
+                and u.get("accountEnabled", True) and (u.get("givenName") or u.get("surname"))}
+    env.emulator.add_fault(path=r"/v1\.0/users\?.*skiptoken", times=10, status=503)
+    failed = env.sync()
+    assert failed["status"] == "failed"
+    applied = [u for u in env.pbx_users() if u["m365_object_id"]]
+    assert 0 < len(applied) < len(expected) and failed["counts"]["created"] == len(applied)
+    assert "after 999 users" in failed["message"] and f"{len(applied)} created" in failed["message"]
+    assert "nobody was disabled or deleted" in failed["message"]
+    env.emulator.clear_faults()
+    result = env.sync()
+    assert result["status"] == "done", result["message"]
+    synced = [u for u in env.pbx_users() if u["m365_object_id"]]
+    assert {u["m365_object_id"] for u in synced} == expected and len(synced) == len(expected)
+    assert len({u["extension"] for u in synced}) == len(synced)
+    assert result["counts"]["created"] == len(expected) - len(applied)
+
+
 @pytest.mark.parametrize("region,phone,expected", [
     ("US", "(425) 555-0102", "+14255550102"),
     ("DE", "030 1234567", "+49301234567"),
