@@ -157,6 +157,14 @@ class DemoHost:
                 db.session.expire(obj)
         return {}
 
+    def phonebook_keys(self, tenant: str, user_id: str | None, source: str) -> set[str]:
+        """One column of one phonebook: no entry objects for an unchanged contacts round."""
+        if user_id is None:
+            model, owner = CompanyContact, CompanyContact.tenant_id == self._tenant(tenant).id
+        else:
+            model, owner = PersonalContact, PersonalContact.user_id == self._user(tenant, user_id).id
+        return set(db.session.scalars(sa.select(model.key).where(owner, model.source == source)))
+
     def _insert_users(self, t: Tenant, creates: list[UserChange], results: dict) -> dict[str, dict]:
         """INSERT the new users in one statement; returns their rows (with ``id``) by change key (errors go to
         ``results``)."""

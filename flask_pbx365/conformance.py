@@ -38,7 +38,8 @@ from flask import Blueprint, Flask, jsonify
 
 from .exceptions import ExtensionInUseError, PBX365Error
 from .host import (CALL_STATES, PRESENCE_SOURCES, PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
-                   PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_users)
+                   PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_users,
+                   phonebook_keys)
 from .state import get_state
 
 SOURCE = "microsoft365-kit"
@@ -662,6 +663,11 @@ def test_phonebook_batches_upsert_by_key_and_delete_only_their_source(kit):
                         [], kit.db.session.begin_nested)
     kit.company.append((kit.tenant, SHARED_SOURCE, "kit-co"))
     assert list(_company(kit)) == ["kit-co"], "a company batch upsert was not stored"
+    with kit.step() as host:
+        keys = (phonebook_keys(host, kit.tenant, user.id, SOURCE), phonebook_keys(host, kit.tenant, None, SHARED_SOURCE),
+                phonebook_keys(host, kit.tenant, user.id, SHARED_SOURCE))
+    assert keys == ({"kit-new"}, {"kit-co"}, {"kit-other"}), \
+        f"phonebook_keys must list the keys of one phonebook's entries of one source: {keys}"
 
 
 def test_company_entries_are_upserted_by_key_and_kept_apart(kit):

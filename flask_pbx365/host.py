@@ -270,6 +270,10 @@ class PBXHostBatch(Protocol):
         """Upsert (by ``source`` and ``key``) and delete entries of ``source`` in the user's personal phonebook
         (``user_id``) or the company one (``None``); returns the errors by key (empty when all was applied)."""
 
+    def phonebook_keys(self, tenant: str, user_id: str | None, source: str) -> set[str]:
+        """The keys of the entries of ``source`` in the user's personal phonebook (``user_id``) or the company one
+        (``None``): what an unchanged contacts round checks, without loading the entries."""
+
 
 class PBXHostCalls(Protocol):
     """An optional call-state query a host may add to :class:`PBXHost` for Teams presence.
@@ -336,6 +340,17 @@ def _apply_one(host: PBXHost, tenant: str, change: UserChange) -> HostUser | Non
     for group in change.leave_groups:
         host.set_group_membership(tenant, group, user_id, False)
     return user
+
+
+def phonebook_keys(host: PBXHost, tenant: str, user_id: str | None, source: str) -> set[str]:
+    """The keys of one phonebook's entries of ``source``: the host's batch ``phonebook_keys`` when it has one, else
+    from the listed entries."""
+    batch = getattr(host, "phonebook_keys", None)
+    if callable(batch):
+        return set(batch(tenant, user_id, source))
+    found = (host.list_company_contacts(tenant, source) if user_id is None
+             else host.list_personal_contacts(tenant, user_id, source))
+    return {e.key for e in found if e.source == source}
 
 
 def apply_phonebook(host: PBXHost, tenant: str, user_id: str | None, source: str, upserts: list[PhonebookEntry],

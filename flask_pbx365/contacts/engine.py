@@ -31,7 +31,7 @@ from ..state import get_state
 from ..tenants import require_connection
 from .mapping import PERSONAL_SOURCE, contact_name, same, to_entry
 from .phonebooks import Phonebook
-from .reader import Capabilities, FolderState, MailboxRead, MailboxReader
+from .reader import BATCH_MAILBOXES, Capabilities, FolderState, MailboxRead, MailboxReader, read_many
 
 log = logging.getLogger("flask_pbx365.contacts")
 
@@ -93,11 +93,18 @@ class ContactsSync:
                 a.lower() for a in self.options["shared_mailboxes"]})
             self.ctx.report(force=True, phase="reading contacts", done=0, total=len(mailboxes))
             blocked: set[bool] = set()  # kinds (shared or not) whose permission is missing
+            stored: dict[str, tuple[dict[str, ContactFolderState], dict[str, FolderState]]] = {}
+            reads: dict[str, MailboxRead] = {}
             for done, mailbox in enumerate(mailboxes, 1):
+                if (done - 1) % BATCH_MAILBOXES == 0:  # the next mailboxes' states and common reads at once
+                    chunk = [m for m in mailboxes[done - 1:done - 1 + BATCH_MAILBOXES] if m.shared not in blocked]
+                    stored = self._stored(chunk)
+                    reads = self._read_many(client, chunk, stored)
                 if mailbox.shared in blocked:
                     continue
                 try:
-                    self._sync_mailbox(client, mailbox)
+                    rows, states = stored.get(mailbox.key, ({}, {}))
+                    self._sync_mailbox(client, mailbox, rows, states, reads.get(mailbox.key))
                 except PermissionMissingError as exc:
                     blocked.add(mailbox.shared)
                     left = sum(1 for m in mailboxes[done - 1:] if m.shared == mailbox.shared)
@@ -170,25 +177,47 @@ class ContactsSync:
 
     # --- one mailbox ------------------------------------------------------------------------------------
 
-    def _states(self, key: str) -> dict[str, ContactFolderState]:
-        return {row.folder_id: row for row in self.session.scalars(sa.select(ContactFolderState).where(
-            ContactFolderState.tenant == self.tenant, ContactFolderState.mailbox == key))}
+    def _stored(self, mailboxes: list[Mailbox]) -> dict[str, tuple[dict[str, ContactFolderState],
+                                                                     dict[str, FolderState]]]:
+        """The stored folder rows of ``mailboxes`` (one query) and detached copies of their states, by mailbox
+        key (the copies: each mailbox's commit expires every row, and reading one again would query it)."""
+        out: dict[str, tuple[dict, dict]] = {m.key: ({}, {}) for m in mailboxes}
+        if not mailboxes:
+            return out
+        for row in self.session.scalars(sa.select(ContactFolderState).where(
+                ContactFolderState.tenant == self.tenant, ContactFolderState.mailbox.in_(list(out)))):
+            rows, states = out.setdefault(row.mailbox, ({}, {}))
+            rows[row.folder_id] = row
+            states[row.folder_id] = FolderState(row.delta_link, set(row.contact_ids or []))
+        return out
 
-    def _sync_mailbox(self, client: GraphClient, mailbox: Mailbox) -> None:
-        rows = self._states(mailbox.key)
-        states = {fid: FolderState(r.delta_link, set(r.contact_ids or [])) for fid, r in rows.items()}
+    def _read_many(self, client: GraphClient, mailboxes: list[Mailbox],
+                   stored: dict[str, tuple[dict, dict[str, FolderState]]]) -> dict[str, MailboxRead]:
+        """What :func:`read_many` reads of ``mailboxes`` in a few ``$batch`` calls; the rest is read alone."""
+        try:
+            return read_many(client, {m.key: (m.who, stored[m.key][1]) for m in mailboxes}, self.caps)
+        except FATAL:
+            raise
+        except GraphError as exc:  # e.g. $batch itself refused: each mailbox alone then, reporting its own error
+            log.info("contacts sync of %s: batched read failed (%s); reading mailboxes one by one", self.tenant, exc)
+            return {}
+
+    def _sync_mailbox(self, client: GraphClient, mailbox: Mailbox, rows: dict[str, ContactFolderState],
+                      states: dict[str, FolderState], prefetched: MailboxRead | None) -> None:
         reader = MailboxReader(client, mailbox.who, self.caps)
         try:
-            read = reader.read(states)
+            read = prefetched if prefetched is not None else reader.read(states)
             entries = self._entries(read, mailbox.phonebook.source)
-            existing = mailbox.phonebook.entries()
+            keys = mailbox.phonebook.keys()
             missing = [fid for fid, folder in read.folders.items()
-                       if not folder.full and any(cid not in existing and cid not in entries for cid in folder.ids)]
+                       if not folder.full and any(cid not in keys and cid not in entries for cid in folder.ids)]
             for fid in missing:  # entries removed behind the sync's back: read those folders whole again
                 read.folders[fid] = reader.read_folder(fid, None)
                 read.folders[fid].note = "entries were missing from the phonebook, so it was read in full"
             if missing:
                 entries = self._entries(read, mailbox.phonebook.source)
+            # Nothing read and nothing gone: the entries themselves are not needed (an unchanged mailbox).
+            existing = mailbox.phonebook.entries() if entries or not keys <= read.ids else {}
         except (*FATAL, PermissionMissingError):
             raise
         except NotFoundError as exc:

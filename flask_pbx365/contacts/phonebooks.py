@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..exceptions import PBX365Error
-from ..host import PBXHost, PhonebookEntry, apply_phonebook
+from ..host import PBXHost, PhonebookEntry, apply_phonebook, phonebook_keys
 
 
 @dataclass
@@ -28,6 +28,10 @@ class Phonebook:
         else:
             found = self.host.list_personal_contacts(self.tenant, self.host_user_id, self.source)
         return {e.key: e for e in found if e.source == self.source}
+
+    def keys(self) -> set[str]:
+        """The keys of the entries of ``source`` (without loading the entries, when the host can)."""
+        return phonebook_keys(self.host, self.tenant, self.host_user_id, self.source)
 
     def write(self, upserts: list[PhonebookEntry], deletes: list[str],
               savepoint: Callable[[], AbstractContextManager]) -> dict[str, PBX365Error]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import ssl
 import sys
 import threading
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # Bind first: with --port 0 the real port is only known afterwards, and it goes into every URL we mint.
     server = make_server(args.host, args.port, None, threaded=True, ssl_context=ssl_ctx)
+    # Accepted sockets inherit this: without it a response's header and body segments wait for delayed ACKs.
+    server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     port = server.socket.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     base = (args.base_url or f"https://{host}:{port}").rstrip("/")

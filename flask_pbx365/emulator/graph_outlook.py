@@ -158,7 +158,8 @@ def _list_contacts(uid: str, fid: str | None, parent: str | None = None):
             if parent is not None and (folder.get("parentFolderId") or default_contact_folder_id(
                     tenant, user["id"])) != parent:
                 raise _not_found("contactFolder")
-            items = [contact_view(tenant, user["id"], c) for c in tenant.contacts.get(user["id"], {}).values()
+            # Stored contacts are filtered and paged first; only the page is rendered (a $top=1 stays cheap).
+            items = [c for c in tenant.contacts.get(user["id"], {}).values()
                      if contact_folder_of(tenant, user["id"], c) == folder_id]
             if email is not None:
                 items = [c for c in items if any((a.get("address") or "").lower() == email
@@ -166,6 +167,7 @@ def _list_contacts(uid: str, fid: str | None, parent: str | None = None):
             items.sort(key=lambda c: c["id"])
             page, next_link = paginate(items, tenant=tenant, default_size=OUTLOOK_PAGE, max_size=OUTLOOK_MAX_PAGE,
                                        key=lambda c: c["id"])
+            page = [contact_view(tenant, user["id"], c) for c in page]
     return graph_json(collection(odata_context(f"users('{user['id']}')/contacts", select),
                                  [_select_outlook(c, select) for c in page], next_link))
 

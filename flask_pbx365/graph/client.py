@@ -104,6 +104,13 @@ class GraphClient:
             return self.check_link(path)
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
+    def relative(self, link: str) -> str | None:
+        """``link`` (an absolute nextLink or deltaLink) relative to ``/v1.0``, as ``$batch`` items take it; None
+        when it is not under this client's ``/v1.0`` (raises UnsafeLinkError off the Graph host)."""
+        self.check_link(link)
+        head, _, rest = link.partition("/v1.0/")
+        return "/" + rest if rest and _origin(head) == _origin(self.base_url) else None
+
     # -- the request loop ------------------------------------------------------------------------------------
 
     def _send(self, method: str, url: str, *, params: Any = None, json: Any = None, data: Any = None,

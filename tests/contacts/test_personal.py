@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 
 def _contact_reads(log: list[dict]) -> list[str]:
@@ -112,3 +113,48 @@ def test_turning_personal_contacts_off_removes_only_synced_entries(cenv):
     assert item["display_name"] == "Synced Sam" and "turned off" in item["detail"]
     assert set(env.personal("alice")) == {"Own Olga"}
     assert not any(env.sync_contacts()["counts"].values())
+
+
+def test_an_unchanged_round_reads_twenty_mailboxes_per_request_and_a_change_still_lands(app, m365_emulator,
+                                                                                           redis_conn):
+    """Mailboxes of the usual shape (no folder below the default one) are read together through ``$batch``: an
+    unchanged round costs two HTTP requests per 20 mailboxes; one with child folders is read alone."""
+    from tests.sync.conftest import SyncEnv, connect
+
+    from .conftest import PERMISSIONS, ContactsEnv
+
+    tid = str(uuid.uuid4())
+    m365_emulator.generate(tenantId=tid, users=70, contactsPerUser=2, eventsPerUser=0, photos=False, seed=7)
+    app.config.update(PBX365_MAX_RETRIES=1, PBX365_MAX_BACKOFF=0.05, PBX365_HTTP_TIMEOUT=10)
+    connect(app, m365_emulator, tid, permissions=PERMISSIONS)
+    sync = SyncEnv(app, m365_emulator, tid, "")
+    sync.settings(guard_percent=100)
+    assert sync.sync()["status"] == "done"
+    env = ContactsEnv(app, m365_emulator, tid, "")
+    linked = sorted(u["m365_object_id"] for u in env.pbx_users() if u["m365_object_id"])
+    assert len(linked) > 40
+    folder = m365_emulator.admin("POST", f"/tenants/{tid}/users/{linked[0]}/contactFolders",
+                                 {"displayName": "Suppliers"})["id"]
+    m365_emulator.admin("POST", f"/tenants/{tid}/users/{linked[0]}/contacts",
+                        {"displayName": "Sue Supplier", "mobilePhone": "+1 425 555 0177", "parentFolderId": folder})
+    env.contacts_settings(personal=True)
+    first = env.sync_contacts()
+    assert first["status"] == "done" and first["counts"]["created"] == 2 * len(linked) + 1, first
+
+    m365_emulator.clear_requests()
+    again = env.sync_contacts()
+    assert again["status"] == "done" and not any(again["counts"].values()), again
+    log = [r for r in m365_emulator.requests_log() if r["path"].startswith("/v1.0/")]
+    batches = sum(r["path"] == "/v1.0/$batch" for r in log)
+    plain = len(linked) - 1
+    assert 0 < batches <= 2 * -(-plain // 20), batches
+    # Each plain mailbox: its folders and its folder's delta, as $batch items; the one with a child folder alone.
+    assert len(log) - batches <= 2 * plain + 6, len(log) - batches
+
+    m365_emulator.admin("POST", f"/tenants/{tid}/users/{linked[-1]}/contacts",
+                        {"displayName": "Late Larry", "mobilePhone": "+1 425 555 0188"})
+    third = env.sync_contacts()
+    assert {k: v for k, v in third["counts"].items() if v} == {"created": 1}, third
+    owner = next(u for u in env.pbx_users() if u["m365_object_id"] == linked[-1])
+    names = {c["name"] for c in env.api(f"/users/{owner['extension']}/contacts")}
+    assert "Late Larry" in names
