@@ -2,6 +2,7 @@
 #   make test    install everything the suite needs, run it on SQLite and on PostgreSQL
 #   make demo    run the demo portal with the Microsoft 365 emulator
 #   make bench   benchmarks against the emulator (writes bench-results/)
+#   make soak    the contacts and presence fault matrix over 5,000 mailboxes (too long for make test)
 #   make deps    install every system package (PostgreSQL, nginx, Chromium)
 #   make clean   remove install stamps and generated data; `make distclean` also removes .venv
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ VPY := $(VENV)/bin/python
 # Reinstall only when the package metadata changed since the last install.
 STAMP := $(VENV)/.pbx365-install-stamp
 
-.PHONY: test demo bench deps install clean distclean
+.PHONY: test demo bench soak deps install clean distclean
 
 # Debian's python3 needs python3-venv for `-m venv`; a half-made venv (no pip) is completed.
 $(VENV)/bin/pip:
@@ -35,6 +36,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	bash tools/ensure-deps.sh postgres
 	bash tools/bench.sh
+
+soak: $(STAMP)
+	PBX365_FAULT_MAILBOXES=$${PBX365_FAULT_MAILBOXES:-5000} PBX365_TEST_PASSES=sqlite \
+		PYTEST_ARGS='tests/reliability/test_contacts_presence_faults.py -q -s -p no:randomly' bash tools/run-tests.sh
 
 deps:
 	bash tools/ensure-deps.sh make venv postgres nginx chromium
