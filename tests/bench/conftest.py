@@ -75,10 +75,9 @@ def evaluate_targets(results: dict) -> list[dict]:
         if small and full["x"] > small["x"]:
             drift = round((full["run_s"] / full["x"]) / (small["run_s"] / small["x"]) - 1, 3)
             add(f"per-user cost from 10k to {n} (change)", "within ±20%", drift, abs(drift) <= 0.2)
-    latency = _row(results, "user_sync_latency")
-    if latency:
-        add("with 300 ms per page, full sync vs fetch limit", "<= 1.1x", latency["vs_fetch_limit"],
-            latency["vs_fetch_limit"] <= 1.1)
+    for latency in sorted(results.get("user_sync_latency", []), key=lambda r: r["x"]):
+        add(f"with 300 ms per page, full sync of {latency['x'] // 1000}k vs fetch limit", "<= 1.1x",
+            latency["vs_fetch_limit"], latency["vs_fetch_limit"] <= 1.1)
     for changed, limit in ((0, 1.0), (None, 3.0)):
         rows = [r for r in results.get("user_sync_delta", []) if (r["changed"] == 0) == (changed == 0)]
         if rows:
