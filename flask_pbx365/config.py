@@ -86,6 +86,14 @@ PBX365_CONTENT_SECURITY_POLICY: str = "frame-ancestors 'self'; object-src 'none'
 #: message in the sender's Sent Items before concluding it did not go out and sending it again.
 PBX365_MAIL_RECONCILE_SECONDS: float = 10.0
 
+#: Maximum run time of one mail job, in seconds (RQ stops it then, and the message is marked failed).
+PBX365_MAIL_JOB_TIMEOUT: int = 600
+
+#: Seconds after which the scheduler recovers a message: one still ``queued`` with no job in Redis (Redis
+#: restarted, or the enqueue failed) is enqueued again; one still ``sending`` this long after its job's timeout (the
+#: worker was killed) is taken over by a new job, which looks in Sent Items and Drafts before sending anything.
+PBX365_MAIL_RECOVER_SECONDS: int = 60
+
 #: Users per committed batch when a sync applies its plan (host changes and link state commit together).
 PBX365_SYNC_BATCH_SIZE: int = 500
 

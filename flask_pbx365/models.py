@@ -283,11 +283,14 @@ class TeamsPresenceState(Base):
 
 class MailOutboxMessage(Base):
     """An email queued for Microsoft 365 (Graph ``sendMail``): the mail job reads it by id, so a worker restart
-    loses nothing. ``status``: queued, sending, sent or failed (``error`` says why). ``on_result`` is the host's
-    top-level callback (``module:function``) told how it ended, with the host's ``reference``."""
+    loses nothing. ``status``: queued, sending, sent or failed (``error`` says why); a message left ``queued``
+    without a job, or ``sending`` by a dead worker, is picked up again by the scheduler
+    (:mod:`flask_pbx365.mail.recovery`). ``on_result`` is the host's top-level callback (``module:function``) told
+    how it ended, with the host's ``reference``."""
 
     __tablename__ = "pbx365_mail_message"
-    __table_args__ = (sa.Index("ix_pbx365_mail_message_tenant_created", "tenant", "created_at"),)
+    __table_args__ = (sa.Index("ix_pbx365_mail_message_tenant_created", "tenant", "created_at"),
+                      sa.Index("ix_pbx365_mail_message_status_at", "status", "status_at"))
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     tenant: Mapped[str] = mapped_column(sa.String(64))
@@ -303,6 +306,8 @@ class MailOutboxMessage(Base):
     on_result: Mapped[str | None] = mapped_column(sa.String(255))
     reference: Mapped[str | None] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: When the message entered its ``status``: how the scheduler tells a lost job or a dead worker's message.
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

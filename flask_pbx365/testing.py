@@ -10,7 +10,7 @@ Fixtures:
     ``patch_application(tid, app_id, **fields)``, ``add_user(tid, **user) -> dict``, ``users(tid)``, ``patch_user(tid, uid, **props)``,
     ``delete_user(tid, uid, permanent=False)``, ``restore_user(tid, uid)``, ``put_photo(tid, uid, data, content_type)``,
     ``set_group_members(tid, gid, ids)``, ``add_fault(**spec) -> id``, ``clear_faults()``, ``requests_log()``,
-    ``clear_requests()``, ``outbox(tid)``, ``generate(**spec) -> dict``, ``reset_delta(tid)``,
+    ``clear_requests()``, ``outbox(tid)``, ``drafts(tid)``, ``generate(**spec) -> dict``, ``reset_delta(tid)``,
     ``tenant(tid) -> dict`` (counts), ``patch_tenant(tid, **fields)`` and the generic ``admin(method, path, json=None)``.
 
 ``m365_tenant`` (function scope)
@@ -186,6 +186,10 @@ class EmulatorHandle:
 
     def outbox(self, tid: str) -> list[dict]:
         return self.admin("GET", f"/tenants/{tid}/outbox")
+
+    def drafts(self, tid: str) -> list[dict]:
+        """Drafts not sent or deleted yet, of every mailbox of the tenant."""
+        return self.admin("GET", f"/tenants/{tid}/drafts")
 
     def generate(self, **spec: Any) -> dict:
         return self.admin("POST", "/generate", spec)

@@ -290,6 +290,16 @@ def get_outbox(tid: str):
         return jsonify(list(st.tenant(tid).outbox))
 
 
+@admin_outlook_bp.get(f"{T}/drafts")
+def get_drafts(tid: str):
+    """Drafts not sent (or deleted) yet, of every mailbox: ``[{"id", "mailbox", "subject", "to"}]``."""
+    st = _store()
+    with st.lock:
+        tenant = st.tenant(tid)
+        return jsonify([{"id": mid, "mailbox": user_id, "subject": draft["subject"], "to": list(draft["to"])}
+                        for user_id, drafts in tenant.messages.items() for mid, draft in drafts.items()])
+
+
 @admin_outlook_bp.delete(f"{T}/outbox")
 def clear_outbox(tid: str):
     """Empty the outbox: 204."""

@@ -165,26 +165,34 @@ _EXTENDED_FILTER = re.compile(
 
 @mail_bp.get("/v1.0/users/<uid>/mailFolders/<folder>/messages")
 def folder_messages(uid: str, folder: str):
-    """Messages of a mail folder; the emulator keeps Sent Items (``sentitems``) only. ``$filter`` on a
-    single-value extended property (``singleValueExtendedProperties/any(ep:ep/id eq '...' and ep/value eq
-    '...')``) finds a message by a marker its sender set."""
+    """Messages of a mail folder; the emulator keeps Sent Items (``sentitems``) and Drafts (``drafts``), by their
+    well-known names. ``$filter`` on a single-value extended property (``singleValueExtendedProperties/any(ep:ep/id
+    eq '...' and ep/value eq '...')``) finds a message by a marker its sender set."""
     ctx = graph_context()
     require_permission("Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite")
     user = sender_mailbox(ctx.tenant, uid)
-    if folder.lower() != "sentitems":
+    name = folder.lower()
+    if name not in ("sentitems", "drafts"):
         raise graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
     with store().lock:
-        items = list(ctx.tenant.extra.get("sentItems", {}).get(user["id"], []))
+        if name == "sentitems":
+            items = [{"id": m["id"], "subject": m["subject"], "internetMessageId": m["internetMessageId"],
+                      "sentDateTime": m["sentAt"], "isDraft": False, "to": m["to"], "extended": m["extended"]}
+                     for m in ctx.tenant.extra.get("sentItems", {}).get(user["id"], [])]
+        else:
+            items = [{"id": mid, "subject": d["subject"], "internetMessageId": f"<{mid[:16]}@emulator.local>",
+                      "sentDateTime": None, "isDraft": True, "to": d["to"], "extended": d.get("extended") or {}}
+                     for mid, d in ctx.tenant.messages.get(user["id"], {}).items()]
     text = request.args.get("$filter")
     if text:
         match = _EXTENDED_FILTER.match(text.strip())
         if not match:
-            raise graph_error(400, "ErrorInvalidUrlQueryFilter", "The emulator filters Sent Items by a single-value "
-                              "extended property only.")
+            raise graph_error(400, "ErrorInvalidUrlQueryFilter", "The emulator filters mail folders by a "
+                              "single-value extended property only.")
         prop, value = match.group(2).replace("''", "'").lower(), match.group(3).replace("''", "'")
         items = [m for m in items if m["extended"].get(prop) == value]
     value = [{"id": m["id"], "subject": m["subject"], "internetMessageId": m["internetMessageId"],
-              "sentDateTime": m["sentAt"], "isDraft": False,
+              "sentDateTime": m["sentDateTime"], "isDraft": m["isDraft"],
               "toRecipients": [{"emailAddress": {"address": a}} for a in m["to"]]} for m in items]
     return graph_json({"@odata.context": f"{base_url()}/v1.0/$metadata#users('{uid}')/mailFolders('{folder}')/"
                        "messages", "value": value})
@@ -273,6 +281,18 @@ def get_draft(uid: str, mid: str):
     with store().lock:
         view = _draft_view(user, mid, _draft(ctx.tenant, user, mid))
     return graph_json({"@odata.context": odata_context(f"users('{user['id']}')/messages", entity=True), **view})
+
+
+@mail_bp.delete("/v1.0/users/<uid>/messages/<mid>")
+def delete_draft(uid: str, mid: str):
+    """Delete a draft (moved to Deleted Items in Exchange; the emulator drops it): 204."""
+    ctx = graph_context()
+    require_permission("Mail.ReadWrite")
+    user = sender_mailbox(ctx.tenant, uid)
+    with store().lock:
+        _draft(ctx.tenant, user, mid)
+        ctx.tenant.messages.get(user["id"], {}).pop(mid, None)
+    return Response(status=204)
 
 
 @mail_bp.post("/v1.0/users/<uid>/messages/<mid>/attachments")

@@ -1,8 +1,10 @@
-"""The declaration of mail through Microsoft 365 (no runs: each message is its own RQ job)."""
+"""The declaration of mail through Microsoft 365 (no runs: each message is its own RQ job; the scheduler recovers
+messages whose job was lost)."""
 from __future__ import annotations
 
 from ..feature import Feature
 from ..settings import boolean, optional_email
+from .recovery import recover_messages
 from .tab import TAB
 
 FEATURE = Feature(
@@ -17,4 +19,5 @@ FEATURE = Feature(
         "save_to_sent_items": (True, boolean),
     }},
     tab=TAB,
+    scheduler_pass=recover_messages,
 )

@@ -75,23 +75,30 @@ def graph_message(message: Outgoing, attachments: list[MailAttachment]) -> dict:
     return body
 
 
+def find_marked(client: GraphClient, user: str, message: Outgoing, folder: str) -> list[str]:
+    """Ids of the messages in the sender's well-known ``folder`` (``sentitems``, ``drafts``) carrying
+    ``message.marker``."""
+    flt = (f"singleValueExtendedProperties/any(ep:ep/id eq '{MARKER_PROPERTY}' and "
+           f"ep/value eq '{message.marker}')")
+    found = client.get(f"{user}/mailFolders/{folder}/messages", params={"$filter": flt, "$select": "id"},
+                       mailbox=message.sender)
+    return [m["id"] for m in found.get("value") or [] if isinstance(m, dict) and m.get("id")]
+
+
 def in_sent_items(client: GraphClient, user: str, message: Outgoing) -> bool:
     """Whether the message with ``message.marker`` is in the sender's Sent Items, looking for up to
     ``message.reconcile_seconds`` (Exchange files a sent message within seconds)."""
-    flt = (f"singleValueExtendedProperties/any(ep:ep/id eq '{MARKER_PROPERTY}' and "
-           f"ep/value eq '{message.marker}')")
     deadline = time.monotonic() + message.reconcile_seconds
     while True:
         try:
-            found = client.get(f"{user}/mailFolders/sentitems/messages", params={"$filter": flt, "$select": "id"},
-                               mailbox=message.sender)
+            found = find_marked(client, user, message, "sentitems")
         except GraphError as exc:
             raise GraphError(
                 "The connection dropped after the message was handed to Microsoft 365, and its Sent Items could "
                 f"not be checked ({exc}), so it may have been sent: check the sender's Sent Items before sending "
                 "it again. Granting Mail.ReadWrite lets the PBX check by itself.",
                 status=exc.status, code=exc.code, request_id=exc.request_id) from exc
-        if found.get("value"):
+        if found:
             return True
         if time.monotonic() >= deadline:
             return False
@@ -99,8 +106,54 @@ def in_sent_items(client: GraphClient, user: str, message: Outgoing) -> bool:
 
 
 def _uncertain(exc: GraphError) -> bool:
-    """The request may have been carried out although no answer came: a dropped connection or a gateway error."""
-    return isinstance(exc, ConnectionFailedError) or exc.status in (502, 503, 504)
+    """The request may have been carried out although no usable answer came: a dropped connection, a gateway
+    error, or an answer that is not the one Graph documents (a garbled body, an unexpected success status)."""
+    return (isinstance(exc, (ConnectionFailedError, MalformedResponseError)) or exc.status in (502, 503, 504)
+            or 200 <= exc.status < 300)
+
+
+def _sender_path(message: Outgoing) -> str:
+    return f"/users/{quote(message.sender, safe='@')}"
+
+
+def takes_draft(message: Outgoing) -> bool:
+    """Whether ``message`` goes through a draft and ``send`` (a large attachment, or a request over 4 MB) rather
+    than one ``sendMail``."""
+    if any(len(a.data) >= INLINE_MAX for a in message.attachments):
+        return True
+    return len(_send_mail_payload(message)) > REQUEST_MAX
+
+
+def _send_mail_payload(message: Outgoing) -> bytes:
+    return json.dumps({"message": graph_message(message, message.attachments),
+                       "saveToSentItems": message.save_to_sent_items}).encode()
+
+
+def went_out_before(client: GraphClient, message: Outgoing) -> bool:
+    """For a message whose earlier job died while sending it: True when it went out then (it is in Sent Items);
+    otherwise its leftover drafts are deleted and False says it is safe to send it now.
+
+    Raises :class:`GraphError` when that cannot be told: no marker, no copy kept in Sent Items (a ``sendMail`` with
+    saving turned off), or Sent Items not readable.
+    """
+    if not message.marker or not (message.save_to_sent_items or takes_draft(message)):
+        raise GraphError("The worker stopped while this email was being sent, and no copy of it is kept in Sent "
+                         "Items (saving to Sent Items is off), so it may have been sent: check with the recipients "
+                         "before sending it again.", code="mayHaveBeenSent")
+    user = _sender_path(message)
+    try:
+        if find_marked(client, user, message, "sentitems"):
+            return True
+        leftovers = find_marked(client, user, message, "drafts")
+    except GraphError as exc:
+        raise GraphError(
+            "The worker stopped while this email was being sent, and the sender's Sent Items could not be checked "
+            f"({exc}), so it may have been sent: check the sender's Sent Items before sending it again. Granting "
+            "Mail.ReadWrite lets the PBX check by itself.",
+            status=exc.status, code="mayHaveBeenSent", request_id=exc.request_id) from exc
+    for draft_id in leftovers:
+        _discard_draft(client, f"{user}/messages/{quote(draft_id, safe='')}", message.sender)
+    return False
 
 
 def send_message(client: GraphClient, message: Outgoing) -> str:
@@ -115,12 +168,11 @@ def send_message(client: GraphClient, message: Outgoing) -> str:
 
 
 def _send(client: GraphClient, message: Outgoing) -> str:
-    user = f"/users/{quote(message.sender, safe='@')}"
+    user = _sender_path(message)
     small = [a for a in message.attachments if len(a.data) < INLINE_MAX]
     large = [a for a in message.attachments if len(a.data) >= INLINE_MAX]
     if not large:
-        payload = json.dumps({"message": graph_message(message, small),
-                              "saveToSentItems": message.save_to_sent_items}).encode()
+        payload = _send_mail_payload(message)
         if len(payload) <= REQUEST_MAX:
             _send_mail(client, user, message, payload)
             return "sendMail"
@@ -150,8 +202,7 @@ def _send_mail(client: GraphClient, user: str, message: Outgoing, payload: bytes
 def _send_with_draft(client: GraphClient, user: str, message: Outgoing, small: list[MailAttachment],
                      large: list[MailAttachment]) -> None:
     try:
-        draft = client.post(f"{user}/messages", json=graph_message(message, []), mailbox=message.sender,
-                            expected=(201,))
+        message_id = _create_draft(client, user, message)
     except PermissionMissingError as exc:
         files = ", ".join(f"{a.name} ({_mb(len(a.data))})" for a in (large or small))
         raise PermissionMissingError(
@@ -160,10 +211,6 @@ def _send_with_draft(client: GraphClient, user: str, message: Outgoing, small: l
             "(besides Mail.Send): add Mail.ReadWrite in Entra > API permissions and grant admin consent."
             + (f" (request-id {exc.request_id})" if exc.request_id else ""),
             permission="Mail.ReadWrite", status=exc.status, code=exc.code, request_id=exc.request_id) from exc
-    message_id = (draft or {}).get("id")
-    if not message_id:
-        raise MalformedResponseError("Microsoft Graph created the draft but returned no message id.",
-                                     code="malformedDraft")
     path = f"{user}/messages/{quote(message_id, safe='')}"
     try:
         for attachment in small:
@@ -175,6 +222,33 @@ def _send_with_draft(client: GraphClient, user: str, message: Outgoing, small: l
     except GraphError:
         _discard_draft(client, path, message.sender)
         raise
+
+
+def _create_draft(client: GraphClient, user: str, message: Outgoing) -> str:
+    """The new draft's id. After an uncertain answer the marker finds the draft in Drafts if it was created (one
+    more attempt if it was not), so a lost answer leaves no stray draft behind."""
+    for attempt in (1, 2):
+        try:
+            draft = client.post(f"{user}/messages", json=graph_message(message, []), mailbox=message.sender,
+                                expected=(201,))
+            message_id = (draft or {}).get("id")
+            if not message_id:
+                raise MalformedResponseError("Microsoft Graph created the draft but returned no message id.",
+                                             code="malformedDraft")
+            return message_id
+        except GraphError as exc:
+            if not (_uncertain(exc) and message.marker):
+                raise
+            found = find_marked(client, user, message, "drafts")
+            for extra in found[1:]:
+                _discard_draft(client, f"{user}/messages/{quote(extra, safe='')}", message.sender)
+            if found:
+                log.info("mail %s: the answer to the draft's creation was lost; found it in Drafts",
+                         message.marker)
+                return found[0]
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _send_draft(client: GraphClient, path: str, message: Outgoing) -> None:

@@ -19,7 +19,7 @@ from ..runs.queue import after_commit, get_queue
 from ..settings import get_settings
 from ..state import get_state
 from .delivery import deliver_message
-from .store import MailResult, callback_path, get_message
+from .store import MailResult, callback_path, get_message, job_id, utcnow
 
 log = logging.getLogger("flask_pbx365.mail")
 
@@ -79,19 +79,23 @@ def _enqueue_after_commit(tenant: str, message_id: str) -> None:
 def enqueue(tenant: str, message_id: str) -> None:
     """Enqueue the mail job of a stored message."""
     cfg = current_app.config
-    get_queue().enqueue(deliver_message, tenant, message_id, job_timeout=int(cfg["PBX365_JOB_TIMEOUT"]),
-                        result_ttl=int(cfg["PBX365_JOB_RESULT_TTL"]),
+    get_queue().enqueue(deliver_message, tenant, message_id, job_id=job_id(message_id),
+                        job_timeout=int(cfg["PBX365_MAIL_JOB_TIMEOUT"]), result_ttl=int(cfg["PBX365_JOB_RESULT_TTL"]),
                         description=f"pbx365 mail {message_id} of {tenant}")
 
 
 def retry_message(tenant: str, message_id: str) -> MailOutboxMessage:
-    """Queue a failed (or stuck) message again; enqueued when the session commits."""
+    """Queue a failed (or stuck ``queued``) message again; enqueued when the session commits. A message being
+    sent is refused: if its worker died, the scheduler's recovery takes it over after checking Sent Items."""
     row = get_message(tenant, message_id)
     if row is None:
         raise ConfigurationError(f"Tenant {tenant!r} has no queued email {message_id}.")
     if row.status == "sent":
         raise ConfigurationError("This email was sent already.")
-    row.status, row.error, row.finished_at = "queued", None, None
+    if row.status == "sending":
+        raise ConfigurationError("This email is being sent. If the worker sending it stopped, the scheduler takes "
+                                 "it over by itself (after looking for it in Sent Items), so it is never sent twice.")
+    row.status, row.error, row.finished_at, row.status_at = "queued", None, None, utcnow()
     _enqueue_after_commit(tenant, row.id)
     return row
 

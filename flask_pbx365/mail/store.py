@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ..exceptions import ConfigurationError
 from ..models import MailOutboxAttachment, MailOutboxMessage
@@ -76,3 +77,15 @@ def message_json(row: MailOutboxMessage) -> dict:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def job_id(message_id: str) -> str:
+    """The RQ job id of a message's mail job: one per message, so the scheduler can tell a lost job."""
+    return f"pbx365-mail-{message_id}"
+
+
+def abandoned_before(now: datetime) -> datetime:
+    """A message still ``sending`` since before this was left by a dead worker: its job would have been stopped
+    at ``PBX365_MAIL_JOB_TIMEOUT``, and ``PBX365_MAIL_RECOVER_SECONDS`` more have passed."""
+    cfg = current_app.config
+    return now - timedelta(seconds=int(cfg["PBX365_MAIL_JOB_TIMEOUT"]) + int(cfg["PBX365_MAIL_RECOVER_SECONDS"]))
