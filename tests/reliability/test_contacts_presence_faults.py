@@ -9,6 +9,7 @@ matrix over 5,000 (``PBX365_FAULT_MAILBOXES``): the faults and the oracle are th
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from flask_pbx365.contacts.mapping import PERSONAL_SOURCE
 from flask_pbx365.runs import get_run, request_run
 from flask_pbx365.runs.queue import make_worker
-from tests.reliability.portal import module_portal
+from tests.reliability.portal import (
+    drop_postgres, kill_worker, module_portal, restart_redis, run_status, worker_mid_run)
 from tests.sync.conftest import connect
 
 USERS = int(os.environ.get("PBX365_FAULT_MAILBOXES", "60"))
@@ -113,8 +115,6 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
-    if database_url_base:
-        pytest.skip("the contacts and presence fault matrix runs in the SQLite pass")
     with module_portal(redis_url, database_url_base, tmp_path_factory.mktemp("cp-faults")) as app:
         tid = str(uuid.uuid4())
         m365_emulator.generate(tenantId=tid, users=USERS, contactsPerUser=3, eventsPerUser=3, seed=9)
@@ -125,7 +125,17 @@ def world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
         m365_emulator.clear_faults()
 
 
-def test_contact_sync_fault_matrix(world):
+@pytest.fixture(scope="module")
+def references(world) -> dict:
+    """The fault-free run of each kind in ``globex``: phonebooks and presence statuses."""
+    assert world.sync("globex", "contacts")["status"] == "done"
+    assert world.sync("globex", "presence")["status"] == "done"
+    return {"contacts": world.phonebooks("globex"), "presence": world.presence("globex")}
+
+
+def test_contact_sync_fault_matrix(world, database_url_base):
+    if database_url_base:
+        pytest.skip("the HTTP fault matrix runs in the SQLite pass: the database plays no part in these faults")
     w = world
     assert w.sync("globex", "contacts")["status"] == "done"
     reference = w.phonebooks("globex")
@@ -146,7 +156,9 @@ def test_contact_sync_fault_matrix(world):
     assert problems == []
 
 
-def test_presence_pass_fault_matrix(world):
+def test_presence_pass_fault_matrix(world, database_url_base):
+    if database_url_base:
+        pytest.skip("the HTTP fault matrix runs in the SQLite pass")
     w = world
     assert w.sync("globex", "presence")["status"] == "done"
     reference = w.presence("globex")
@@ -161,3 +173,50 @@ def test_presence_pass_fault_matrix(world):
             problems.append(f"{name}: presence differs from the fault-free run")
     print("\n" + "\n".join(" | ".join(map(str, r)) for r in rows))
     assert problems == []
+
+
+#: kind -> (a request of its run that hangs mid-run while a process fault strikes, how its state is compared).
+HANGS = {"contacts": {"path": r"/contactFolders", "skip": SKIP, "delayMs": 4000},
+         "presence": {"path": r"/calendarView|/\$batch", "skip": SKIP, "delayMs": 4000}}
+
+
+def _converged_after(w: World, tenant: str, kind: str, action) -> None:
+    run_id = worker_mid_run(w.app, w.emulator, tenant, kind, HANGS[kind], action)
+    if action is kill_worker:
+        assert run_status(w.app, tenant, run_id) == "running", "killed mid-run, not after it"
+    time.sleep(2.5)  # the dead run's lock expires
+    runs = [w.sync(tenant, kind)]
+    while runs[-1]["status"] != "done" and len(runs) < 3:
+        runs.append(w.sync(tenant, kind))
+    assert runs[-1]["status"] == "done", runs
+
+
+def _state(w: World, tenant: str, kind: str):
+    return w.phonebooks(tenant) if kind == "contacts" else w.presence(tenant)
+
+
+@pytest.mark.parametrize("kind", list(HANGS))
+def test_a_sigkilled_worker_mid_run_loses_and_duplicates_nothing(world, references, kind):
+    tenant = world.new_tenant()
+    _converged_after(world, tenant, kind, kill_worker)
+    assert _state(world, tenant, kind) == references[kind]
+
+
+@pytest.mark.parametrize("kind", list(HANGS))
+def test_redis_restarting_mid_run_loses_and_duplicates_nothing(world, references, redis_conn, database_url_base,
+                                                               kind):
+    if database_url_base:
+        pytest.skip("runs in the SQLite pass (the database plays no part in this fault)")
+    tenant = world.new_tenant()
+    _converged_after(world, tenant, kind, restart_redis(redis_conn))
+    assert _state(world, tenant, kind) == references[kind]
+
+
+@pytest.mark.parametrize("kind", list(HANGS))
+def test_the_postgresql_connection_dropping_mid_run_loses_and_duplicates_nothing(world, references,
+                                                                                  database_url_base, kind):
+    if not database_url_base:
+        pytest.skip("a PostgreSQL fault")
+    tenant = world.new_tenant()
+    _converged_after(world, tenant, kind, drop_postgres(world.app.config["SQLALCHEMY_DATABASE_URI"]))
+    assert _state(world, tenant, kind) == references[kind]

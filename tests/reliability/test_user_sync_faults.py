@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from flask_pbx365.runs import get_run, request_run
 from flask_pbx365.runs.queue import make_worker
-from tests.reliability.portal import module_portal
+from tests.reliability.portal import drop_postgres, kill_worker, module_portal, restart_redis, worker_mid_run
 from tests.sync.conftest import connect
-from tests.sync.test_runs_cli_and_tab import _kill_hard, _stop, _worker
 
 pytestmark = pytest.mark.timeout(900)
 
 USERS = 5000
 PAGE = r"/v1\.0/users(/delta)?\?"  # the full read (/users?$top=999) and delta pages
+HANG = {"path": PAGE, "skip": 3, "delayMs": 4000}  # the fourth page hangs while a process fault strikes
 GRAPH_ERROR = '{"error": {"code": "%s", "message": "%s"}}'
 
 #: fault name -> the emulator fault specs injected (``skip`` puts them in the middle of the round's pages).
@@ -197,29 +195,11 @@ def test_user_sync_honours_retry_after_as_the_request_log_shows(world, database_
     assert waited >= 0.9, f"Retry-After: 1 was not honoured (next request after {waited:.2f} s)"
 
 
-def _worker_mid_run(w: World, tenant: str, action, **env: str) -> str:
-    """Start a real worker on a run whose fourth page hangs, do ``action()`` mid-run; returns the run id."""
-    w.emulator.add_fault(path=PAGE, skip=3, times=1, delayMs=4000)
-    proc = _worker(w, **env)
-    try:
-        with w.app.app_context():
-            run_id = request_run(tenant, "users").id
-        _wait(lambda: _status_or_none(w, tenant, run_id) == "running", 60)
-        time.sleep(1.0)
-        if action(proc) != "dead":  # a killed worker's run never ends by itself
-            _wait(lambda: _status_or_none(w, tenant, run_id) in ("done", "failed"), 30, ok_on_timeout=True)
-    finally:
-        _stop(proc)
-    w.emulator.clear_faults()
-    return run_id
-
-
 def test_user_sync_survives_a_sigkilled_worker_mid_run(world):
     w = world
     reference = w.reference(fresh=True)
     tenant = w.new_tenant()
-    w.app.config["PBX365_SYNC_LOCK_TTL"] = 2
-    _worker_mid_run(w, tenant, lambda proc: _kill_hard(proc) or "dead", PBX365_SYNC_LOCK_TTL="2")
+    worker_mid_run(w.app, w.emulator, tenant, "users", HANG, kill_worker)
     time.sleep(2.5)  # the dead run's lock expires
     w.converge(tenant, w.sync(tenant))
     assert w.snapshot(tenant) == reference
@@ -231,15 +211,7 @@ def test_user_sync_survives_redis_restarting_mid_run(world, redis_conn, database
     w = world
     reference = w.reference(fresh=True)
     tenant = w.new_tenant()
-
-    def restart(_proc) -> None:
-        # What a restart without persistence does: every connection dropped, every key (queue, locks, progress)
-        # gone.
-        redis_conn.execute_command("CLIENT", "KILL", "TYPE", "normal")
-        redis_conn.flushall()
-
-    w.app.config["PBX365_SYNC_LOCK_TTL"] = 2
-    run_id = _worker_mid_run(w, tenant, restart, PBX365_SYNC_LOCK_TTL="2")
+    run_id = worker_mid_run(w.app, w.emulator, tenant, "users", HANG, restart_redis(redis_conn))
     time.sleep(2.5)
     w.converge(tenant, w.sync(tenant))
     assert w.snapshot(tenant) == reference
@@ -252,39 +224,10 @@ def test_user_sync_survives_the_postgresql_connection_dropping(world, database_u
     w = world
     reference = w.reference(fresh=True)
     tenant = w.new_tenant()
-    url = w.app.config["SQLALCHEMY_DATABASE_URI"]
-
-    def drop(_proc) -> None:
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:  # every other session of this database: the worker's among them
-            dropped = conn.execute(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-        engine.dispose()
-        assert dropped >= 1
-
-    w.app.config["PBX365_SYNC_LOCK_TTL"] = 2
-    _worker_mid_run(w, tenant, drop, PBX365_SYNC_LOCK_TTL="2")
+    worker_mid_run(w.app, w.emulator, tenant, "users", HANG, drop_postgres(w.app.config["SQLALCHEMY_DATABASE_URI"]))
     time.sleep(2.5)
     w.converge(tenant, w.sync(tenant))
     assert w.snapshot(tenant) == reference
-
-
-def _status_or_none(w: World, tenant: str, run_id: str) -> str | None:
-    try:
-        return w.run(tenant, run_id)["status"]
-    except sa.exc.OperationalError:
-        return None
-
-
-def _wait(condition: Any, timeout: float, ok_on_timeout: bool = False) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    if not ok_on_timeout:
-        raise AssertionError("timed out")
 
 
 def _seconds(iso: str) -> float:
