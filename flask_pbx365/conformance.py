@@ -39,7 +39,7 @@ from flask import Blueprint, Flask, jsonify
 from .exceptions import ExtensionInUseError, PBX365Error
 from .host import (CALL_STATES, PRESENCE_SOURCES, PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
                    PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_users,
-                   phonebook_keys)
+                   personal_phonebook_keys, phonebook_keys)
 from .state import get_state
 
 SOURCE = "microsoft365-kit"
@@ -668,6 +668,11 @@ def test_phonebook_batches_upsert_by_key_and_delete_only_their_source(kit):
                 phonebook_keys(host, kit.tenant, user.id, SHARED_SOURCE))
     assert keys == ({"kit-new"}, {"kit-co"}, {"kit-other"}), \
         f"phonebook_keys must list the keys of one phonebook's entries of one source: {keys}"
+    empty = kit.new_user("emptybook")
+    with kit.step() as host:
+        many = personal_phonebook_keys(host, kit.tenant, [user.id, empty.id], SOURCE)
+    assert many == {user.id: {"kit-new"}, empty.id: set()}, \
+        f"personal_phonebook_keys must give each user's keys of one source (empty sets included): {many}"
 
 
 def test_company_entries_are_upserted_by_key_and_kept_apart(kit):

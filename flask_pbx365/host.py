@@ -274,6 +274,10 @@ class PBXHostBatch(Protocol):
         """The keys of the entries of ``source`` in the user's personal phonebook (``user_id``) or the company one
         (``None``): what an unchanged contacts round checks, without loading the entries."""
 
+    def personal_phonebook_keys(self, tenant: str, user_ids: list[str], source: str) -> dict[str, set[str]]:
+        """:meth:`phonebook_keys` of many users' personal phonebooks at once (a contacts round checks 100 mailboxes
+        together): user id -> keys, every id of ``user_ids`` present (an empty set for none)."""
+
 
 class PBXHostCalls(Protocol):
     """An optional call-state query a host may add to :class:`PBXHost` for Teams presence.
@@ -351,6 +355,17 @@ def phonebook_keys(host: PBXHost, tenant: str, user_id: str | None, source: str)
     found = (host.list_company_contacts(tenant, source) if user_id is None
              else host.list_personal_contacts(tenant, user_id, source))
     return {e.key for e in found if e.source == source}
+
+
+def personal_phonebook_keys(host: PBXHost, tenant: str, user_ids: Iterable[str], source: str) -> dict[str, set[str]]:
+    """The keys of the entries of ``source`` in each user's personal phonebook: the host's batch
+    ``personal_phonebook_keys`` when it has one, else :func:`phonebook_keys` user by user."""
+    ids = list(dict.fromkeys(user_ids))
+    batch = getattr(host, "personal_phonebook_keys", None)
+    if callable(batch):
+        found = batch(tenant, ids, source)
+        return {i: set(found.get(i) or ()) for i in ids}
+    return {i: phonebook_keys(host, tenant, i, source) for i in ids}
 
 
 def apply_phonebook(host: PBXHost, tenant: str, user_id: str | None, source: str, upserts: list[PhonebookEntry],

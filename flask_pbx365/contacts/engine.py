@@ -1,10 +1,11 @@
-"""The contacts sync engine: Microsoft 365 contacts → PBX phonebooks, one way, one mailbox at a time.
+"""The contacts sync engine: Microsoft 365 contacts → PBX phonebooks, one way, a hundred mailboxes at a time.
 
 Personal contacts of every linked, active synced user go to that user's personal phonebook (source
 ``microsoft365``); contacts of each configured shared mailbox go to the company phonebook (source = the mailbox's
 address). Each mailbox is read whole before anything is written; a Graph error on a mailbox leaves its phonebook
 alone (nothing deleted) and counts as an error. A mailbox's phonebook changes, its folder states and its run
-details are committed together, so a killed worker leaves either the old or the new state.
+details are committed together (with those of the rest of its chunk of ``BATCH_MAILBOXES``), so a killed worker
+leaves each mailbox in either the old or the new state.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ..exceptions import (
     PermissionMissingError,
 )
 from ..graph import GraphClient
-from ..host import PhonebookEntry
+from ..host import PhonebookEntry, get_users, personal_phonebook_keys
 from ..models import ContactFolderState, UserLink
 from ..runs import RunContext
 from ..settings import get_settings
@@ -93,23 +94,27 @@ class ContactsSync:
                 a.lower() for a in self.options["shared_mailboxes"]})
             self.ctx.report(force=True, phase="reading contacts", done=0, total=len(mailboxes))
             blocked: set[bool] = set()  # kinds (shared or not) whose permission is missing
-            stored: dict[str, tuple[dict[str, ContactFolderState], dict[str, FolderState]]] = {}
-            reads: dict[str, MailboxRead] = {}
-            for done, mailbox in enumerate(mailboxes, 1):
-                if (done - 1) % BATCH_MAILBOXES == 0:  # the next mailboxes' states and common reads at once
-                    chunk = [m for m in mailboxes[done - 1:done - 1 + BATCH_MAILBOXES] if m.shared not in blocked]
-                    stored = self._stored(chunk)
-                    reads = self._read_many(client, chunk, stored)
-                if mailbox.shared in blocked:
-                    continue
-                try:
-                    rows, states = stored.get(mailbox.key, ({}, {}))
-                    self._sync_mailbox(client, mailbox, rows, states, reads.get(mailbox.key))
-                except PermissionMissingError as exc:
-                    blocked.add(mailbox.shared)
-                    left = sum(1 for m in mailboxes[done - 1:] if m.shared == mailbox.shared)
-                    self._error(mailbox, f"{exc} The contacts of {left} mailbox{'es' * (left != 1)} were not read.")
-                self.ctx.report(done=done)
+            for start in range(0, len(mailboxes), BATCH_MAILBOXES):
+                # A chunk's states, phonebook keys and common reads at once; its writes commit together.
+                chunk = [m for m in mailboxes[start:start + BATCH_MAILBOXES] if m.shared not in blocked]
+                stored = self._stored(chunk)
+                keys = personal_phonebook_keys(self.host, self.tenant,
+                                               [m.phonebook.host_user_id for m in chunk if not m.shared],
+                                               PERSONAL_SOURCE)
+                reads = self._read_many(client, chunk, stored)
+                for done, mailbox in enumerate(mailboxes[start:start + BATCH_MAILBOXES], start + 1):
+                    if mailbox.shared in blocked:
+                        continue
+                    try:
+                        rows, states = stored.get(mailbox.key, ({}, {}))
+                        known = None if mailbox.shared else keys.get(mailbox.phonebook.host_user_id)
+                        self._sync_mailbox(client, mailbox, rows, states, reads.get(mailbox.key), known)
+                    except PermissionMissingError as exc:
+                        blocked.add(mailbox.shared)
+                        left = sum(1 for m in mailboxes[done - 1:] if m.shared == mailbox.shared)
+                        self._error(mailbox, f"{exc} The contacts of {left} mailbox{'es' * (left != 1)} were "
+                                             "not read.")
+                    self.ctx.report(done=done)
                 self.ctx.commit()
         return ("failed" if self.failed else "done"), self._summary()
 
@@ -140,9 +145,11 @@ class ContactsSync:
         links = self.session.scalars(sa.select(UserLink).where(
             UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id,
             UserLink.state == "active").order_by(UserLink.id))
+        links = list(links)
+        users = {u.id: u for u in get_users(self.host, self.tenant, [link.host_user_id for link in links])}
         out = []
         for link in links:
-            user = self.host.get_user(self.tenant, link.host_user_id)
+            user = users.get(link.host_user_id)
             if user is None or not user.enabled:
                 continue
             out.append(Mailbox(key=link.object_id.lower(), who=link.object_id, label=link.user_principal_name or "",
@@ -203,12 +210,13 @@ class ContactsSync:
             return {}
 
     def _sync_mailbox(self, client: GraphClient, mailbox: Mailbox, rows: dict[str, ContactFolderState],
-                      states: dict[str, FolderState], prefetched: MailboxRead | None) -> None:
+                      states: dict[str, FolderState], prefetched: MailboxRead | None,
+                      known_keys: set[str] | None) -> None:
         reader = MailboxReader(client, mailbox.who, self.caps)
         try:
             read = prefetched if prefetched is not None else reader.read(states)
             entries = self._entries(read, mailbox.phonebook.source)
-            keys = mailbox.phonebook.keys()
+            keys = known_keys if known_keys is not None else mailbox.phonebook.keys()
             missing = [fid for fid, folder in read.folders.items()
                        if not folder.full and any(cid not in keys and cid not in entries for cid in folder.ids)]
             for fid in missing:  # entries removed behind the sync's back: read those folders whole again

@@ -32,7 +32,9 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -199,18 +201,7 @@ def graph_context() -> GraphContext:
     auth = request.headers.get("Authorization", "")
     if not auth.lower().startswith("bearer ") or not auth[7:].strip():
         raise _unauthorized("Access token is empty.")
-    token = auth[7:].strip()
-    keys = current_app.extensions["m365_keys"]
-    try:
-        header = jwt.get_unverified_header(token)
-        key = keys.public_key(header.get("kid", ""))
-        if key is None:
-            raise _unauthorized("Access token validation failure. Invalid signing key.")
-        claims = jwt.decode(token, key, algorithms=["RS256"], options={"verify_aud": False}, leeway=5)
-    except jwt.ExpiredSignatureError as exc:
-        raise _unauthorized("Lifetime validation failed, the token is expired.") from exc
-    except jwt.PyJWTError as exc:
-        raise _unauthorized("Access token validation failure.") from exc
+    claims = _verified_claims(auth[7:].strip())
     try:
         tenant = store().tenant(claims.get("tid", ""))
     except UnknownTenant as exc:
@@ -227,6 +218,37 @@ def graph_context() -> GraphContext:
                        claims.get("oid") if scopes else None, claims)
     request.environ["m365.ctx"] = ctx
     return ctx
+
+
+#: Access tokens whose signature was verified, most recent last (a $batch of 20 carries the same token 20 times).
+_VERIFIED_MAX = 256
+
+
+def _verified_claims(token: str) -> dict:
+    """The claims of a genuine, unexpired access token: the signature is checked once per token (while its
+    signing key is still published), the lifetime on every request."""
+    keys = current_app.extensions["m365_keys"]
+    lock, cache = current_app.extensions.setdefault("m365_verified_tokens", (threading.Lock(), OrderedDict()))
+    try:
+        hit = cache.get(token)
+        if hit is not None and keys.publishes(hit[0]):
+            if time.time() > float(hit[1].get("exp", 0)) + 5:
+                raise jwt.ExpiredSignatureError("Signature has expired")
+            return hit[1]
+        kid = jwt.get_unverified_header(token).get("kid", "")
+        key = keys.public_key(kid)
+        if key is None:
+            raise _unauthorized("Access token validation failure. Invalid signing key.")
+        claims = jwt.decode(token, key, algorithms=["RS256"], options={"verify_aud": False}, leeway=5)
+    except jwt.ExpiredSignatureError as exc:
+        raise _unauthorized("Lifetime validation failed, the token is expired.") from exc
+    except jwt.PyJWTError as exc:
+        raise _unauthorized("Access token validation failure.") from exc
+    with lock:
+        cache[token] = (kid, claims)
+        while len(cache) > _VERIFIED_MAX:
+            cache.popitem(last=False)
+    return claims
 
 
 def _audience_ok(aud: Any, tenant: Tenant) -> bool:

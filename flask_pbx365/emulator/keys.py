@@ -132,6 +132,10 @@ class SigningKeys:
     def jwks(self) -> dict:
         return {"keys": [k.jwk() for k in self._keys]}
 
+    def publishes(self, kid: str) -> bool:
+        """Whether a key with that ``kid`` is still published."""
+        return any(k.kid == kid for k in self._keys)
+
     def public_key(self, kid: str):
         """The public key with that ``kid``, or None."""
         return next((k.key.public_key() for k in self._keys if k.kid == kid), None)
