@@ -38,8 +38,8 @@ from flask import Blueprint, Flask, jsonify
 
 from .exceptions import ExtensionInUseError, PBX365Error
 from .host import (CALL_STATES, PRESENCE_SOURCES, PRESENCE_STATUSES, HostTenant, HostUser, MailAttachment, MailMessage, PBXHost, PhonebookEntry,
-                   PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_users,
-                   personal_phonebook_keys, phonebook_keys)
+                   PublicURLs, UserChange, UserFields, apply_phonebook, apply_users, get_presences,
+                   get_users, personal_phonebook_keys, phonebook_keys)
 from .state import get_state
 
 SOURCE = "microsoft365-kit"
@@ -715,6 +715,9 @@ def test_every_status_and_source_round_trips_for_that_user_only(kit):
                 f"set_presence({status!r}, {source!r}) did not read back"
     assert kit.read(lambda host: host.get_presence(kit.tenant, other.id)) == before, \
         "set_presence changed another user's presence"
+    many = kit.read(lambda host: get_presences(host, kit.tenant, [user.id, other.id, "kit-no-such-user"]))
+    assert many == {user.id: kit.read(lambda host: host.get_presence(kit.tenant, user.id)), other.id: before}, \
+        f"get_presences must give each existing user's (status, source), as get_presence does: {many}"
 
 
 def test_call_state_when_the_host_reports_it(kit):

@@ -274,6 +274,10 @@ class PBXHostBatch(Protocol):
         """The keys of the entries of ``source`` in the user's personal phonebook (``user_id``) or the company one
         (``None``): what an unchanged contacts round checks, without loading the entries."""
 
+    def get_presences(self, tenant: str, user_ids: list[str]) -> dict[str, tuple[PresenceStatus, PresenceSource]]:
+        """:meth:`PBXHost.get_presence` of many users at once (a presence pass checks its users in chunks): user
+        id -> (status, source), ids that do not exist left out."""
+
     def personal_phonebook_keys(self, tenant: str, user_ids: list[str], source: str) -> dict[str, set[str]]:
         """:meth:`phonebook_keys` of many users' personal phonebooks at once (a contacts round checks 100 mailboxes
         together): user id -> keys, every id of ``user_ids`` present (an empty set for none)."""
@@ -355,6 +359,24 @@ def phonebook_keys(host: PBXHost, tenant: str, user_id: str | None, source: str)
     found = (host.list_company_contacts(tenant, source) if user_id is None
              else host.list_personal_contacts(tenant, user_id, source))
     return {e.key for e in found if e.source == source}
+
+
+def get_presences(host: PBXHost, tenant: str, user_ids: Iterable[str]
+                  ) -> dict[str, tuple[PresenceStatus, PresenceSource]]:
+    """The presence of each existing user among ``user_ids``: the host's batch ``get_presences`` when it has one,
+    else ``get_presence`` user by user (a user it refuses is left out; the caller asks it alone for the reason)."""
+    ids = list(dict.fromkeys(user_ids))
+    batch = getattr(host, "get_presences", None)
+    if callable(batch):
+        found = batch(tenant, ids)
+        return {i: found[i] for i in ids if i in found}
+    out = {}
+    for i in ids:
+        try:
+            out[i] = host.get_presence(tenant, i)
+        except PBX365Error:
+            continue
+    return out
 
 
 def personal_phonebook_keys(host: PBXHost, tenant: str, user_ids: Iterable[str], source: str) -> dict[str, set[str]]:

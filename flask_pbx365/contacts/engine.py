@@ -142,10 +142,11 @@ class ContactsSync:
     # --- which mailboxes --------------------------------------------------------------------------------
 
     def _personal_mailboxes(self) -> list[Mailbox]:
-        links = self.session.scalars(sa.select(UserLink).where(
+        # Columns, not ORM objects: each chunk's commit would expire them all.
+        links = self.session.execute(sa.select(
+            UserLink.host_user_id, UserLink.object_id, UserLink.user_principal_name, UserLink.display_name).where(
             UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id,
-            UserLink.state == "active").order_by(UserLink.id))
-        links = list(links)
+            UserLink.state == "active").order_by(UserLink.id)).all()
         users = {u.id: u for u in get_users(self.host, self.tenant, [link.host_user_id for link in links])}
         out = []
         for link in links:
@@ -225,7 +226,7 @@ class ContactsSync:
             if missing:
                 entries = self._entries(read, mailbox.phonebook.source)
             # Nothing read and nothing gone: the entries themselves are not needed (an unchanged mailbox).
-            existing = mailbox.phonebook.entries() if entries or not keys <= read.ids else {}
+            existing = mailbox.phonebook.entries() if keys and (entries or not keys <= read.ids) else {}
         except (*FATAL, PermissionMissingError):
             raise
         except NotFoundError as exc:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
 from ..connection import client_options, credentials_for
 from ..exceptions import GraphError, NotFoundError, PBX365Error, PermissionMissingError
 from ..graph import GraphClient
-from ..host import HostUser
+from ..host import HostUser, get_presences
 from ..models import PresenceState, UserLink
 from ..runs import RunContext, prune_quiet_runs
 from ..settings import get_settings
@@ -38,6 +39,15 @@ def memory_of(row: PresenceState | None) -> Memory:
                   row.previous_source, tuple(row.ignored_event_ids or ()))
 
 
+class Linked(NamedTuple):
+    """What the pass needs of a user's link."""
+
+    host_user_id: str
+    object_id: str
+    user_principal_name: str | None
+    display_name: str | None
+
+
 class PresenceSync:
     """One execution of a calendar presence run (see :func:`sync_presence`)."""
 
@@ -54,30 +64,43 @@ class PresenceSync:
 
     # --- who -------------------------------------------------------------------------------------------------
 
-    def _targets(self, host_users: dict[str, HostUser]) -> list[tuple[UserLink, HostUser]]:
-        links = self.session.scalars(sa.select(UserLink).where(
+    def _targets(self, host_users: dict[str, HostUser]) -> list[tuple[Linked, HostUser]]:
+        # Columns, not ORM objects: each chunk's commit would expire thousands of links and reload them one by one.
+        links = self.session.execute(sa.select(
+            UserLink.host_user_id, UserLink.object_id, UserLink.user_principal_name, UserLink.display_name).where(
             UserLink.tenant == self.tenant, UserLink.state == "active",
             sa.func.lower(UserLink.directory_id) == self.directory_id).order_by(UserLink.id))
-        return [(link, host_users[link.host_user_id]) for link in links
+        return [(Linked(*link), host_users[link.host_user_id]) for link in links
                 if link.host_user_id in host_users and host_users[link.host_user_id].enabled]
 
-    def _states(self) -> dict[str, PresenceState]:
-        rows = self.session.scalars(sa.select(PresenceState).where(PresenceState.tenant == self.tenant))
-        return {row.host_user_id: row for row in rows}
+    def _states(self, host_user_ids: list[str] | None = None) -> dict[str, PresenceState]:
+        """The remembered states of the tenant (of ``host_user_ids`` only, when given), by host user id."""
+        query = sa.select(PresenceState).where(PresenceState.tenant == self.tenant)
+        if host_user_ids is None:
+            return {row.host_user_id: row for row in self.session.scalars(query)}
+        out: dict[str, PresenceState] = {}
+        for start in range(0, len(host_user_ids), 500):
+            out.update((row.host_user_id, row) for row in self.session.scalars(
+                query.where(PresenceState.host_user_id.in_(host_user_ids[start:start + 500]))))
+        return out
+
+    def _remembered(self) -> set[str]:
+        return set(self.session.scalars(sa.select(PresenceState.host_user_id).where(
+            PresenceState.tenant == self.tenant)))
 
     # --- the run ---------------------------------------------------------------------------------------------
 
     def execute(self) -> tuple[str, str]:
         host_users = {u.id: u for u in self.host.list_users(self.tenant)}
         targets = self._targets(host_users) if self.options["enabled"] else []
-        states = self._states()
         wanted = {host_user.id for _, host_user in targets}
-        self._release([row for hid, row in states.items() if hid not in wanted], host_users)
+        gone = sorted(self._remembered() - wanted)
+        self._release(list(self._states(gone).values()) if gone else [], host_users)
         self.ctx.report(force=True, phase="reading calendars", done=0, total=len(targets))
         if targets:
             with GraphClient(credentials_for(self.tenant), **client_options()) as client:
                 for start in range(0, len(targets), CHUNK):
-                    self._chunk(client, targets[start:start + CHUNK], states, datetime.now(timezone.utc))
+                    self._chunk(client, targets[start:start + CHUNK], datetime.now(timezone.utc))
         if not self.dry_run:
             keep = int(self.state.app.config["PBX365_PRESENCE_QUIET_RUNS"])
             prune_quiet_runs(self.tenant, KIND, keep=keep, current=self.ctx.run.id)
@@ -97,13 +120,14 @@ class PresenceSync:
             text = f"Checked {checked} calendars: {text}"
         return f"Dry run, nothing was changed. {text}" if self.dry_run else text
 
-    def _chunk(self, client: GraphClient, chunk: list[tuple[UserLink, HostUser]],
-               states: dict[str, PresenceState], now: datetime) -> None:
+    def _chunk(self, client: GraphClient, chunk: list[tuple[Linked, HostUser]], now: datetime) -> None:
         try:
             answers = read_meetings(client, [link.object_id for link, _ in chunk], self.options["mapping"], now)
         except GraphError as exc:
             raise GraphError(f"Reading calendars from Microsoft 365 failed: {exc}", status=exc.status,
                              code=exc.code, request_id=exc.request_id) from exc
+        ids = [host_user.id for _, host_user in chunk]
+        states, presences = self._states(ids), get_presences(self.host, self.tenant, ids)
         for (link, host_user), answer in zip(chunk, answers):
             if isinstance(answer.error, PermissionMissingError):
                 raise answer.error  # the whole tenant lacks Calendars.Read: one clear failure, not N errors
@@ -113,17 +137,21 @@ class PresenceSync:
             elif answer.error is not None:
                 self._item("error", link, host_user, f"Reading the calendar failed: {answer.error}")
             else:
-                self._one(link, host_user, states.get(host_user.id), answer.meetings)
+                self._one(link, host_user, states.get(host_user.id), answer.meetings, presences.get(host_user.id))
         self.ctx.report(done=int(self.ctx.progress.get("done") or 0) + len(chunk))
         self.ctx.commit()  # the chunk's PBX statuses and remembered states together
 
-    def _one(self, link: UserLink, host_user: HostUser, row: PresenceState | None,
-             meetings: list[Meeting]) -> None:
+    def _one(self, link: Linked, host_user: HostUser, row: PresenceState | None, meetings: list[Meeting],
+             current: tuple[str, str] | None) -> None:
+        """``current``: the user's PBX status and source as read for the chunk (None: ask the host alone)."""
         try:
-            with self.session.begin_nested():
-                status, source = self.host.get_presence(self.tenant, host_user.id)
-                decision = decide(status, source, memory_of(row), meetings)
+            status, source = current if current is not None else self.host.get_presence(self.tenant, host_user.id)
+            decision = decide(status, source, memory_of(row), meetings)
+            if decision.status is None:  # only our own memory changes: no host write to isolate
                 self._apply(decision, host_user, link.object_id, row)
+            else:
+                with self.session.begin_nested():
+                    self._apply(decision, host_user, link.object_id, row)
         except PBX365Error as exc:
             self._item("error", link, host_user, f"Setting the presence failed: {exc}")
             return
@@ -175,7 +203,7 @@ class PresenceSync:
                 self.session.delete(row)
         self.ctx.commit()
 
-    def _item(self, action: str, link: UserLink, host_user: HostUser, detail: str) -> None:
+    def _item(self, action: str, link: Linked, host_user: HostUser, detail: str) -> None:
         self.ctx.item(action, object_id=link.object_id, upn=link.user_principal_name,
                       name=link.display_name or host_user.display_name, extension=host_user.extension,
                       detail=detail)

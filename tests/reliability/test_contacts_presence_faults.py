@@ -175,6 +175,55 @@ def test_presence_pass_fault_matrix(world, database_url_base):
     assert problems == []
 
 
+# --- every fault in one run over a 5,000-user tenant (make test; make soak runs each fault alone at that size) -----
+
+TENANT_USERS = 5000
+#: kind -> (the path its faults hit, matching requests between two faults: nine gaps spread over one run).
+SPREAD = {"contacts": (r"/contactFolders", 1000), "presence": (r"/calendarView|/\$batch", 500)}
+
+
+@pytest.fixture(scope="module")
+def large_world(m365_emulator, redis_url, database_url_base, tmp_path_factory):
+    if database_url_base:
+        pytest.skip("runs in the SQLite pass: the database plays no part in these faults")
+    if USERS >= TENANT_USERS:
+        pytest.skip("make soak injects each fault alone at this size")
+    with module_portal(redis_url, database_url_base, tmp_path_factory.mktemp("cp-large")) as app:
+        tid = str(uuid.uuid4())
+        m365_emulator.generate(tenantId=tid, users=TENANT_USERS, contactsPerUser=3, eventsPerUser=3, seed=13)
+        m365_emulator.clear_faults()
+        world = World(app, m365_emulator, tid)
+        world.prepare("globex")
+        yield world
+        m365_emulator.clear_faults()
+
+
+@pytest.mark.parametrize("kind", list(SPREAD))
+def test_every_http_fault_in_one_run_over_a_5000_user_tenant(large_world, kind):
+    """The whole fault list, one after another through the same run (and the runs that follow a failed one):
+    the phonebooks or presence statuses end equal to the fault-free run's, and the log shows every fault."""
+    w = large_world
+    assert w.sync("globex", kind)["status"] == "done"
+    reference = _state(w, "globex", kind)
+    tenant = w.new_tenant()
+    path, gap = SPREAD[kind]
+    w.emulator.clear_requests()
+    specs = [{**spec, "skip": gap} for specs in faults(path).values() for spec in specs]
+    for spec in specs:
+        w.emulator.add_fault(**spec)
+    runs = [w.sync(tenant, kind)]
+    while runs[-1]["status"] != "done" and len(runs) < 6:
+        runs.append(w.sync(tenant, kind))
+    w.emulator.clear_faults()
+    assert runs[-1]["status"] == "done", runs
+    assert all(r["message"] for r in runs if r["status"] == "failed"), "a failed run says why"
+    answered = {e["status"] for e in w.emulator.requests_log()}
+    wanted = {s.get("status", 0 if s.get("reset") else None) for s in specs} - {None, 200}
+    assert wanted <= answered, f"the request log does not show every fault: {sorted(wanted - answered)}"
+    assert _state(w, tenant, kind) == reference
+    print(f"\n{kind}: {len(specs)} faults over {TENANT_USERS} users: runs {[r['status'] for r in runs]}")
+
+
 #: kind -> (a request of its run that hangs mid-run while a process fault strikes, how its state is compared).
 HANGS = {"contacts": {"path": r"/contactFolders", "skip": SKIP, "delayMs": 4000},
          "presence": {"path": r"/calendarView|/\$batch", "skip": SKIP, "delayMs": 4000}}
