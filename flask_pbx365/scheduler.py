@@ -19,7 +19,7 @@ from .models import KeyPair
 from .notifications import scheduler_pass as subscriptions_pass
 from .runs import request_run
 from .runs.schedule import next_run, previous_run
-from .settings import get_settings
+from .settings import defaults, get_settings, stored_settings
 from .state import get_state
 
 log = logging.getLogger("flask_pbx365.scheduler")
@@ -27,7 +27,10 @@ log = logging.getLogger("flask_pbx365.scheduler")
 
 def schedules(tenant: str) -> dict[str, tuple[str, str] | None]:
     """kind -> (schedule, time zone) for the kinds that run automatically; ``None`` otherwise."""
-    settings = get_settings(tenant)
+    return _schedules(get_settings(tenant))
+
+
+def _schedules(settings: dict) -> dict[str, tuple[str, str] | None]:
     return {f.name: f.schedule(settings) if f.schedule else None for f in get_state().run_features}
 
 
@@ -42,12 +45,16 @@ def dispatch_due(app: Flask, now: datetime | None = None) -> list[tuple[str, str
     state = get_state(app)
     redis = state.redis()
     started: list[tuple[str, str]] = []
-    for tenant in state.host.list_tenants():
-        for kind, spec in schedules(tenant.key).items():
+    tenants = [tenant.key for tenant in state.host.list_tenants()]
+    # One query for every tenant's settings: a pass over 1,000 tenants with nothing due stays in milliseconds.
+    stored = stored_settings(tenants)
+    unconfigured = _schedules(defaults())
+    for tenant in tenants:
+        for kind, spec in (_schedules(stored[tenant]) if tenant in stored else unconfigured).items():
             if spec is None:
                 continue
             slot = previous_run(*spec, now + timedelta(seconds=1))
-            key = f"pbx365:schedule:{tenant.key}:{kind}"
+            key = f"pbx365:schedule:{tenant}:{kind}"
             last = redis.get(key)
             if last is None:  # first sight: remember the slot, don't fire a run that was due before we knew
                 redis.set(key, slot.isoformat())
@@ -57,11 +64,11 @@ def dispatch_due(app: Flask, now: datetime | None = None) -> list[tuple[str, str
             if redis.set(f"{key}:{slot.isoformat()}", "1", nx=True, ex=86400 * 2):
                 redis.set(key, slot.isoformat())
                 try:
-                    request_run(tenant.key, kind, trigger="schedule")
+                    request_run(tenant, kind, trigger="schedule")
                 except PBX365Error as exc:  # one tenant's broken setup must not stop the others' schedules
-                    log.warning("tenant %s: scheduled %s run not started: %s", tenant.key, kind, exc)
+                    log.warning("tenant %s: scheduled %s run not started: %s", tenant, kind, exc)
                     continue
-                started.append((tenant.key, kind))
+                started.append((tenant, kind))
     return started
 
 
