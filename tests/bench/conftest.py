@@ -113,11 +113,16 @@ def _plot(name: str, rows: list[dict]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    xs = [r["x"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key in rows[0]:
-        if key != "x" and key.endswith("_s"):
-            ax.plot(xs, [r[key] for r in rows], marker="o", label=key)
+    groups: dict[str, list[dict]] = {}
+    for r in rows:  # one line per database where a workload ran on several
+        groups.setdefault(str(r.get("db", "")), []).append(r)
+    for db, group in groups.items():
+        group = sorted(group, key=lambda r: r["x"])
+        for key in group[0]:
+            if key != "x" and key.endswith("_s") and not key.endswith("_per_s"):
+                ax.plot([r["x"] for r in group], [r[key] for r in group], marker="o",
+                        label=f"{key} ({db})" if db else key)
     ax.set_xlabel("size")
     ax.set_ylabel("seconds")
     ax.set_title(name)
