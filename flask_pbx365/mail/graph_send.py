@@ -93,16 +93,20 @@ def in_sent_items(client: GraphClient, user: str, message: Outgoing) -> bool:
         try:
             found = find_marked(client, user, message, "sentitems")
         except GraphError as exc:
-            raise GraphError(
-                "The connection dropped after the message was handed to Microsoft 365, and its Sent Items could "
-                f"not be checked ({exc}), so it may have been sent: check the sender's Sent Items before sending "
-                "it again. Granting Mail.ReadWrite lets the PBX check by itself.",
-                status=exc.status, code=exc.code, request_id=exc.request_id) from exc
+            raise _unverifiable("The connection dropped after the message was handed to Microsoft 365", exc) \
+                from exc
         if found:
             return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+
+
+def _unverifiable(what: str, exc: GraphError) -> GraphError:
+    """The error for a send that may have gone out while Sent Items cannot say (``exc``: why not)."""
+    return GraphError(f"{what}, and the sender's Sent Items could not be checked ({exc}), so it may have been sent: "
+                      "check the sender's Sent Items before sending it again. Granting Mail.ReadWrite lets the PBX "
+                      "check by itself.", status=exc.status, code="mayHaveBeenSent", request_id=exc.request_id)
 
 
 def _uncertain(exc: GraphError) -> bool:
@@ -146,11 +150,7 @@ def went_out_before(client: GraphClient, message: Outgoing) -> bool:
             return True
         leftovers = find_marked(client, user, message, "drafts")
     except GraphError as exc:
-        raise GraphError(
-            "The worker stopped while this email was being sent, and the sender's Sent Items could not be checked "
-            f"({exc}), so it may have been sent: check the sender's Sent Items before sending it again. Granting "
-            "Mail.ReadWrite lets the PBX check by itself.",
-            status=exc.status, code="mayHaveBeenSent", request_id=exc.request_id) from exc
+        raise _unverifiable("The worker stopped while this email was being sent", exc) from exc
     for draft_id in leftovers:
         _discard_draft(client, f"{user}/messages/{quote(draft_id, safe='')}", message.sender)
     return False
