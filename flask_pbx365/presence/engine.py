@@ -73,11 +73,9 @@ class PresenceSync:
         return [(Linked(*link), host_users[link.host_user_id]) for link in links
                 if link.host_user_id in host_users and host_users[link.host_user_id].enabled]
 
-    def _states(self, host_user_ids: list[str] | None = None) -> dict[str, PresenceState]:
-        """The remembered states of the tenant (of ``host_user_ids`` only, when given), by host user id."""
+    def _states(self, host_user_ids: list[str]) -> dict[str, PresenceState]:
+        """The remembered states of ``host_user_ids``, by host user id."""
         query = sa.select(PresenceState).where(PresenceState.tenant == self.tenant)
-        if host_user_ids is None:
-            return {row.host_user_id: row for row in self.session.scalars(query)}
         out: dict[str, PresenceState] = {}
         for start in range(0, len(host_user_ids), 500):
             out.update((row.host_user_id, row) for row in self.session.scalars(
