@@ -120,17 +120,19 @@ def _sender_path(message: Outgoing) -> str:
     return f"/users/{quote(message.sender, safe='@')}"
 
 
-def takes_draft(message: Outgoing) -> bool:
-    """Whether ``message`` goes through a draft and ``send`` (a large attachment, or a request over 4 MB) rather
-    than one ``sendMail``."""
+def _inline_payload(message: Outgoing) -> bytes | None:
+    """The ``sendMail`` body when ``message`` fits one request (no attachment of 3 MB or more, 4 MB in all);
+    None when it needs a draft and ``send``."""
     if any(len(a.data) >= INLINE_MAX for a in message.attachments):
-        return True
-    return len(_send_mail_payload(message)) > REQUEST_MAX
+        return None
+    payload = json.dumps({"message": graph_message(message, message.attachments),
+                          "saveToSentItems": message.save_to_sent_items}).encode()
+    return payload if len(payload) <= REQUEST_MAX else None
 
 
-def _send_mail_payload(message: Outgoing) -> bytes:
-    return json.dumps({"message": graph_message(message, message.attachments),
-                       "saveToSentItems": message.save_to_sent_items}).encode()
+def takes_draft(message: Outgoing) -> bool:
+    """Whether ``message`` goes through a draft and ``send`` rather than one ``sendMail``."""
+    return _inline_payload(message) is None
 
 
 def went_out_before(client: GraphClient, message: Outgoing) -> bool:
@@ -169,13 +171,12 @@ def send_message(client: GraphClient, message: Outgoing) -> str:
 
 def _send(client: GraphClient, message: Outgoing) -> str:
     user = _sender_path(message)
+    payload = _inline_payload(message)
+    if payload is not None:
+        _send_mail(client, user, message, payload)
+        return "sendMail"
     small = [a for a in message.attachments if len(a.data) < INLINE_MAX]
     large = [a for a in message.attachments if len(a.data) >= INLINE_MAX]
-    if not large:
-        payload = _send_mail_payload(message)
-        if len(payload) <= REQUEST_MAX:
-            _send_mail(client, user, message, payload)
-            return "sendMail"
     _send_with_draft(client, user, message, small, large)
     return "draft"
 
