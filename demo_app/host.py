@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
+from flask_pbx365.rows import insert_rows
 from flask_pbx365.host import (PRESENCE_SOURCES, PRESENCE_STATUSES, CallState, HostTenant, HostUser, MailMessage, PhonebookEntry,
                                PresenceSource, PresenceStatus, PublicURLs, SignInTarget, UserChange,
                                UserChangeResult, UserFields)
@@ -124,7 +125,7 @@ class DemoHost:
         if rows:
             db.session.execute(sa.update(User), rows)
         self._memberships(t, [(made[c.key]["id"] if c.key in made else int(c.user_id), c)
-                              for c in [*creates, *updates] if results[c.key].ok])
+                              for c in [*creates, *updates] if results[c.key].ok], new=set(made))
         _expire_users({int(c.user_id) for c in updates})
         for c in creates:
             if c.key in made:
@@ -214,7 +215,7 @@ class DemoHost:
             # Core executemany, then the ids by (tenant, extension): an ordered INSERT ... RETURNING degrades to
             # one statement per row on SQLite.
             with db.session.begin_nested():
-                db.session.execute(sa.insert(table), rows)
+                insert_rows(db.session, table, rows)
         except IntegrityError:
             # Another writer took a number or a name between the check and the insert: one by one, so only
             # those fail (ExtensionInUseError lets the extension try the next number).
@@ -233,12 +234,13 @@ class DemoHost:
                 table.c.tenant_id == t.id, table.c.extension.in_(chunk))).all())
         return {key: {**row, "id": ids[row["extension"]]} for key, row in zip(keys, rows)}
 
-    def _memberships(self, t: Tenant, users: list[tuple[int, UserChange]]) -> None:
+    def _memberships(self, t: Tenant, users: list[tuple[int, UserChange]], new: set[str] = frozenset()) -> None:
+        """Join and leave groups; ``new`` are the keys of the changes that created their user (no groups yet)."""
         joins = {(uid, name) for uid, c in users for name in c.join_groups}
         leaves = {(uid, name) for uid, c in users for name in c.leave_groups}
         names = {name for _, name in joins | leaves}
         groups = {name: self._group(t, name, create=any(n == name for _, n in joins)) for name in names}
-        ids = sorted({uid for uid, _ in joins | leaves})
+        ids = sorted({uid for uid, c in users if c.key not in new and (c.join_groups or c.leave_groups)})
         current = set()
         for chunk in _chunks(ids):
             current.update((uid, gid) for uid, gid in db.session.execute(sa.select(
@@ -249,7 +251,7 @@ class DemoHost:
         drop = [(uid, groups[name].id) for uid, name in sorted(leaves) if groups[name] is not None
                 and (uid, groups[name].id) in current]
         if add:
-            db.session.execute(sa.insert(extension_group_members), add)
+            insert_rows(db.session, extension_group_members, add)
         for uid, gid in drop:
             db.session.execute(sa.delete(extension_group_members).where(
                 extension_group_members.c.user_id == uid, extension_group_members.c.group_id == gid))

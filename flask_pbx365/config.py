@@ -94,8 +94,9 @@ PBX365_MAIL_JOB_TIMEOUT: int = 600
 #: worker was killed) is taken over by a new job, which looks in Sent Items and Drafts before sending anything.
 PBX365_MAIL_RECOVER_SECONDS: int = 60
 
-#: Users per committed batch when a sync applies its plan (host changes and link state commit together).
-PBX365_SYNC_BATCH_SIZE: int = 500
+#: Users per committed batch when a sync applies its plan (host changes and link state commit together). A first
+#: sync commits each page of 999 users as it arrives, in one batch at this size.
+PBX365_SYNC_BATCH_SIZE: int = 1000
 
 #: Seconds a sync's per-tenant Redis lock lives without its heartbeat: how soon a killed worker's run is taken over.
 PBX365_SYNC_LOCK_TTL: int = 60

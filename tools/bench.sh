@@ -3,6 +3,7 @@
 # Writes bench-results/results.json and PNG plots; prints each figure beside its target. Never fails on time.
 #   BENCH_SIZES=1000,10000   user counts of the full-sync workload (default 1k, 10k, 50k, 100k)
 #   BENCH_PG_URL=...         use this PostgreSQL server instead of starting one
+#   BENCH_PROFILE=dir        record each worker run with py-spy (collapsed stacks, dir/worker-<size>-<time>.txt)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PBX365_TEST_PYTHON:-.venv/bin/python}"

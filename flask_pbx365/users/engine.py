@@ -16,6 +16,7 @@ from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX3
 from ..graph import BatchRequest, GraphClient, prefetched
 from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
 from ..models import DeltaState, UserLink, clip
+from ..rows import insert_rows
 from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
@@ -206,7 +207,7 @@ class UserSync:
                         planner.consider(oid, item)
                 ctx.report(pages=count, read=len(seen))
                 if writing:
-                    self._apply(client, planner.take_ready(batch_size()), allocator, old_group, now, write_back)
+                    self._apply(client, planner.take_ready(), allocator, old_group, now, write_back)
         except GraphError as exc:
             if not self._applied:
                 return "failed", f"Reading users from Microsoft 365 failed: {exc} Nothing was changed."
@@ -569,7 +570,7 @@ class LinkWrites:
     def execute(self, session) -> None:
         table = UserLink.__table__
         if self.new:
-            session.execute(sa.insert(table), self.new)
+            insert_rows(session, table, self.new)
         for rows in self.changed.values():
             if rows:  # bound names differ from the columns' (SQLAlchemy reserves those for SET)
                 statement = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(

@@ -14,6 +14,9 @@ from ..host import UserFields
 SELECT = ("id", "userPrincipalName", "givenName", "surname", "displayName", "mail", "mobilePhone",
           "businessPhones", "department", "jobTitle", "accountEnabled", "userType")
 
+#: ``json.dumps(data, sort_keys=True)`` without building an encoder per call (the same text, so the same digests).
+_DIGEST_JSON = json.JSONEncoder(sort_keys=True)
+
 #: Bumped whenever the mapping below changes meaning, so stored delta state forces one full resync.
 MAPPING_VERSION = 1
 
@@ -87,7 +90,7 @@ class Mapped:
         # vars(), not asdict(): the same JSON (flat fields) without a deep copy per user.
         data = {"v": MAPPING_VERSION, "fields": dict(vars(self.fields)), "group": self.group,
                 "caller_id": [self.manage_caller_id, self.caller_id]}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(_DIGEST_JSON.encode(data).encode()).hexdigest()
 
 
 def map_user(user: dict, options: dict, extension: str | None = None) -> Mapped:

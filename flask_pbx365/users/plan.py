@@ -181,12 +181,10 @@ class Planner:
         if action.object_id:
             self.planned.add(action.object_id.lower())
 
-    def take_ready(self, minimum: int) -> list[Action]:
-        """Take the planned actions other than removals out of the plan, once there are at least ``minimum``
-        (to apply them while the round is still being read); removals stay for the guard."""
+    def take_ready(self) -> list[Action]:
+        """Take the planned actions other than removals out of the plan (to apply them while the round is still
+        being read); removals stay for the guard."""
         ready = [a for a in self.plan.actions if a.kind not in REMOVALS]
-        if len(ready) < minimum:
-            return []
         self.plan.actions = [a for a in self.plan.actions if a.kind in REMOVALS]
         return ready
 

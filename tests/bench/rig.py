@@ -67,13 +67,21 @@ class Bench:
 
     def work(self) -> tuple[float, dict]:
         """Run a burst worker in its own process until the queue is empty: (wall seconds, its RSS figures)."""
+        command = [sys.executable, str(ROOT / "tests" / "bench" / "worker_run.py")]
+        profile = os.environ.get("BENCH_PROFILE")
+        if profile:  # py-spy samples the worker and its work horse: collapsed stacks, one file per run
+            out = Path(profile) / f"worker-{self.size}-{time.strftime('%H%M%S')}.txt"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            command = [str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses", "--format", "raw",
+                       "--rate", "250", "-o", str(out), "--", *command]
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "worker_run.py")], cwd=ROOT,
+        done = subprocess.run(command, cwd=ROOT,
                               env={**os.environ, "BENCH_APP_CONFIG": json.dumps(self.config),
                                    "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=3600)
         wall = time.perf_counter() - t0
         assert done.returncode == 0, done.stderr[-3000:]
-        return wall, json.loads(done.stdout.strip().splitlines()[-1])
+        figures = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        return wall, json.loads(figures[-1])
 
     def pbx_count(self) -> int:
         from demo_app.models import User

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 #: emulator imports nothing of the extension, the plugin only the emulator.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("_version", "exceptions", "config", "signals", "host", "clouds", "crypto", "models", "feature",
-                    "routing", "state", "csrf", "migrate", "sqlite")),
+                    "routing", "state", "csrf", "migrate", "sqlite", "rows")),
     ("stored configuration", ("tenants", "keys", "settings", "redirects", "oauth")),
     ("graph client", ("graph", "connection")),
     ("run machinery", ("runs",)),

@@ -1,0 +1,103 @@
+"""Many rows of one table in one statement, at the least cost per row the database driver allows.
+
+The sync engines write thousands of rows per batch (links, run items; a host's users). SQLAlchemy Core's
+executemany builds and converts a parameter dictionary per row in Python, which on SQLite costs several times
+SQLite's own insert. :func:`insert_rows` hands pysqlite plain tuples instead; every other driver gets Core's
+executemany (on PostgreSQL that is "insertmanyvalues": a few multi-row INSERTs). Hosts may use it for their own
+tables too (see docs/host-integration.md).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, scoped_session
+
+
+def _connection(target: Session | scoped_session | Connection, table: sa.Table) -> Connection:
+    if isinstance(target, Connection):
+        return target
+    return target.connection(bind_arguments={"clause": sa.insert(table)})  # the table's engine, with several binds
+
+
+def _direct(dialect: sa.engine.Dialect) -> bool:
+    return dialect.name == "sqlite" and dialect.driver == "pysqlite" and dialect.paramstyle == "qmark"
+
+
+def _default(column: sa.Column) -> Callable[[], Any] | None:
+    """A column's Python-side INSERT default as a zero-argument function, or None when it has none we can
+    compute without a statement context (such a table takes Core's path)."""
+    default = column.default
+    if default is None:
+        return None
+    if getattr(default, "is_scalar", False):
+        value = default.arg
+        return lambda: value
+    if getattr(default, "is_callable", False):
+        fn = default.arg  # SQLAlchemy wraps a zero-argument callable as fn(context)
+        return lambda: fn(None)
+    raise LookupError(column.name)
+
+
+class _Converter:
+    """Turns one column's Python values into what the driver stores (the column type's bind processor), each
+    distinct value once: within a batch timestamps and states repeat."""
+
+    __slots__ = ("process", "seen")
+
+    def __init__(self, process: Callable[[Any], Any]):
+        self.process = process
+        self.seen: dict[Any, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        try:
+            return self.seen[value]
+        except KeyError:
+            out = self.seen[value] = self.process(value)
+            return out
+        except TypeError:  # unhashable (JSON)
+            return self.process(value)
+
+
+def insert_rows(target: Session | scoped_session | Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` into ``table`` in one executemany, inside ``target``'s transaction.
+
+    Every row has the same keys (column names). A column left out gets its default, as with ``sa.insert``:
+    a scalar or zero-argument Python default (computed once per call: one timestamp for the whole batch), or
+    the server's default. Returns nothing: the rows' generated keys are not read back.
+    """
+    if not rows:
+        return
+    conn = _connection(target, table)
+    dialect = conn.dialect
+    names = list(rows[0])
+    if not _direct(dialect):
+        conn.execute(sa.insert(table), list(rows))
+        return
+    try:
+        defaults = {c.name: fn for c in table.columns if c.name not in names and (fn := _default(c)) is not None}
+    except LookupError:
+        conn.execute(sa.insert(table), list(rows))
+        return
+    fixed = {name: fn() for name, fn in defaults.items()}
+    preparer = dialect.identifier_preparer
+    columns = [*names, *fixed]
+    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(table.c[n].name) for n in columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    tail = tuple(p(fixed[n]) if p else fixed[n] for n, p in zip(columns[len(names):], processors[len(names):]))
+    convert = [(i, _Converter(p)) for i, p in enumerate(processors[:len(names)]) if p is not None]
+    pick = operator.itemgetter(*names)
+    if len(names) == 1:
+        params = [(pick(row),) + tail for row in rows]
+    else:
+        params = [pick(row) + tail for row in rows]
+    if convert:
+        for n, values in enumerate(params):
+            values = list(values)
+            for i, conv in convert:
+                values[i] = conv(values[i])
+            params[n] = tuple(values)
+    conn.exec_driver_sql(sql, params)

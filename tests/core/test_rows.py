@@ -1,0 +1,79 @@
+"""insert_rows stores exactly what Core's executemany stores, defaults included, on the pass's database."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from flask_pbx365.models import UTCDateTime, utcnow
+from flask_pbx365.rows import insert_rows
+
+
+def _table(meta: sa.MetaData, name: str) -> sa.Table:
+    return sa.Table(name, meta,
+                    sa.Column("id", sa.Integer, primary_key=True),
+                    sa.Column("name", sa.String(50), nullable=False),
+                    sa.Column("when", UTCDateTime()),  # a TypeDecorator with a dialect processor, and a keyword
+                    sa.Column("flag", sa.Boolean, default=True),
+                    sa.Column("data", sa.JSON),
+                    sa.Column("blob", sa.LargeBinary),
+                    sa.Column("state", sa.String(16), default="active"),
+                    sa.Column("created_at", UTCDateTime(), default=utcnow),
+                    sa.Column("kind", sa.String(8), server_default="x"))
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = sa.create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _stored(engine, table) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+
+
+def test_the_rows_match_cores_insert_value_for_value(engine):
+    meta = sa.MetaData()
+    ours, core = _table(meta, "rows_ours"), _table(meta, "rows_core")
+    meta.create_all(engine)
+    when = datetime(2026, 12, 7, 10, 30, 0, 123456, tzinfo=timezone.utc)
+    rows = [{"id": i, "name": f"n{i}", "when": when if i % 2 else None, "flag": i % 3 == 0,
+             "data": {"i": i, "tags": ["a", i]} if i % 4 else None, "blob": bytes([i]) * 3}
+            for i in range(1, 41)]
+    with Session(engine) as session:
+        insert_rows(session, ours, rows)
+        session.execute(sa.insert(core), rows)
+        session.commit()
+    mine, theirs = _stored(engine, ours), _stored(engine, core)
+    assert len(mine) == 40
+    # created_at is "now" on both sides; everything else is identical, the defaults included.
+    assert [r[:7] + r[8:] for r in mine] == [r[:7] + r[8:] for r in theirs]
+    assert mine[0][6] == "active" and mine[0][8] == "x" and mine[0][2] == when and mine[1][2] is None
+    assert all(abs((a[7] - b[7]).total_seconds()) < 60 for a, b in zip(mine, theirs))
+
+
+def test_the_rows_belong_to_the_callers_transaction(engine):
+    meta = sa.MetaData()
+    table = _table(meta, "rows_tx")
+    meta.create_all(engine)
+    with Session(engine) as session:
+        insert_rows(session, table, [{"name": "kept"}])
+        session.commit()
+        insert_rows(session, table, [{"name": "undone"}, {"name": "undone too"}])
+        session.rollback()
+    assert [r[1] for r in _stored(engine, table)] == ["kept"]
+
+
+def test_a_bad_row_fails_the_statement_with_the_databases_error(engine):
+    meta = sa.MetaData()
+    table = _table(meta, "rows_bad")
+    meta.create_all(engine)
+    with Session(engine) as session:
+        with pytest.raises(sa.exc.IntegrityError):
+            insert_rows(session, table, [{"id": 1, "name": "a"}, {"id": 1, "name": "b"}])
+        session.rollback()
+    assert _stored(engine, table) == []
