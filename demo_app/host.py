@@ -191,8 +191,10 @@ class DemoHost:
         names = directory.unique_usernames([c.fields.email if c.fields and c.fields.email else c.username or "user"
                                             for c in creates], t)
         rows, keys, seen = [], [], set()
+        now, empty = utcnow(), UserFields()
         for c, username in zip(creates, names):
-            refused = _too_long({**vars(c.fields or UserFields()), "caller_id": c.caller_id})
+            fields = vars(c.fields or empty)
+            refused = _too_long(fields) or _too_long({"caller_id": c.caller_id})
             if refused:
                 results[c.key].error = refused
                 continue
@@ -200,13 +202,13 @@ class DemoHost:
                 results[c.key].error = ExtensionInUseError(c.extension)
                 continue
             seen.add(c.extension)
-            fields = {k: v for k, v in vars(c.fields or UserFields()).items() if v is not None}
-            rows.append({**NEW_USER, "first_name": "", "last_name": "", "display_name": "", "email": None,
-                         "mobile": None, "department": None, "job_title": None, **fields,
+            rows.append({**NEW_USER, "first_name": fields["first_name"] or "", "last_name": fields["last_name"] or "",
+                         "display_name": fields["display_name"] or "", "email": fields["email"],
+                         "mobile": fields["mobile"], "department": fields["department"],
+                         "job_title": fields["job_title"],
                          "caller_id": (c.caller_id or None) if c.set_caller_id else None,
                          "enabled": True if c.enabled is None else c.enabled,
-                         "tenant_id": t.id, "username": username, "extension": str(c.extension),
-                         "created_at": utcnow()})
+                         "tenant_id": t.id, "username": username, "extension": str(c.extension), "created_at": now})
             keys.append(c.key)
         if not rows:
             return {}

@@ -153,6 +153,7 @@ class RunContext:
         self.counts: dict[str, int] = {name: 0 for name in SyncRun.COUNT_NAMES}
         self.progress: dict = {"phase": "starting", "pages": 0, "read": 0, "done": 0, "total": 0}
         self._items: list[dict] = []
+        self._items_at = utcnow()  # the time of the batch the items belong to (one per flush)
         self._last_push = 0.0
 
     @property
@@ -177,7 +178,7 @@ class RunContext:
             run_id=self.run.id, action=action, object_id=object_id or user.get("id"),
             user_principal_name=clip(upn or user.get("userPrincipalName")),
             display_name=clip(name or user.get("displayName")), extension=clip(extension, 32),
-            detail=detail[:2000], created_at=utcnow()))
+            detail=detail[:2000], created_at=self._items_at))
 
     def flush(self) -> None:
         """Stage the recorded items, counts and progress in the session (the caller commits with its batch)."""
@@ -185,6 +186,7 @@ class RunContext:
         if self._items:  # one executemany per batch, not an ORM object per user
             insert_rows(session, SyncRunItem.__table__, self._items)
         self._items = []
+        self._items_at = utcnow()
         self.run.counts = dict(self.counts)
         self.run.progress = {**(self.run.progress or {}), **self.progress}
         self.report(force=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import phonenumbers
@@ -86,7 +87,12 @@ class Mapped:
     group: str
 
     def digest(self) -> str:
-        """Hash of what would be written; unchanged users are not rewritten."""
+        """Hash of what would be written; unchanged users are not rewritten (computed once: planning compares
+        it, the link stores it)."""
+        return self._digest
+
+    @cached_property
+    def _digest(self) -> str:
         # vars(), not asdict(): the same JSON (flat fields) without a deep copy per user.
         data = {"v": MAPPING_VERSION, "fields": dict(vars(self.fields)), "group": self.group,
                 "caller_id": [self.manage_caller_id, self.caller_id]}

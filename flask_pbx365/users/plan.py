@@ -195,6 +195,8 @@ class Planner:
         return not host_user.enabled and since is not None and since + timedelta(days=days) <= self.now
 
     def _match(self, user: dict) -> HostUser | None:
+        if not self.claimable:
+            return None
         for key in (text(user.get("userPrincipalName")).lower(), text(user.get("mail")).lower()):
             for candidate in self.claimable.get(key, []) if key else []:
                 if candidate.id not in self.claimed:
