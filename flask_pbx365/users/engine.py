@@ -25,7 +25,7 @@ from .extensions import ExtensionAllocator
 from .guard import can_hold, check as guard_check
 from .mapping import SELECT, is_enabled, is_nameless, options_hash
 from .photos import sync_photos
-from .plan import REMOVALS, UPSERTS, Action, Plan, Planner
+from .plan import REMOVALS, UPSERTS, Action, LinkRow, Plan, Planner, link_rows
 from .scope import Scope
 
 log = logging.getLogger("flask_pbx365.sync")
@@ -184,7 +184,7 @@ class UserSync:
         memory. Otherwise the whole plan is made first.
         """
         ctx = self.ctx
-        links = list(self.session.scalars(sa.select(UserLink).where(self._mine())))
+        links = link_rows(self.session, self._mine())
         host_users = self.host.list_users(self.tenant)
         planner = Planner(self.options, scope, links, host_users, now)
         allocator = ExtensionAllocator.for_users(self.host, self.tenant, self.options["start_extension"], host_users)
@@ -198,6 +198,7 @@ class UserSync:
         write_back: list[tuple[Action, str]] = []
         try:
             pages, delta_link = self._full_pages(client)
+
             for count, page in enumerate(prefetched(pages), 1):
                 for item in page:
                     oid = str(item.get("id") or "").lower()
@@ -264,23 +265,22 @@ class UserSync:
     def _mine(self) -> sa.ColumnElement[bool]:
         return sa.and_(UserLink.tenant == self.tenant, sa.func.lower(UserLink.directory_id) == self.directory_id)
 
-    def _known(self, users: dict[str, dict], now: datetime, scope: Scope) -> tuple[list[UserLink], list[HostUser]]:
+    def _known(self, users: dict[str, dict], now: datetime, scope: Scope) -> tuple[list[LinkRow], list[HostUser]]:
         """The links and PBX users an incremental round's plan needs (a full round needs them all).
 
         It costs what the round brings: the links of the users it returned plus the disabled users whose
         deletion came due, and only those users from the PBX, unless someone unlinked came (to link by UPN or
         email, or to create on a free extension, the PBX's users are listed once).
         """
-        links = []
+        links: list[LinkRow] = []
         oids = sorted(users)
         for start in range(0, len(oids), LOOKUP_CHUNK):
-            links += self.session.scalars(sa.select(UserLink).where(
-                self._mine(), UserLink.object_id.in_(oids[start:start + LOOKUP_CHUNK])))
+            links += link_rows(self.session, self._mine(), UserLink.object_id.in_(oids[start:start + LOOKUP_CHUNK]))
         if self.options["deprovision"] == "delete":
             due = now - timedelta(days=int(self.options["delete_after_days"]))
             seen = {link.id for link in links}
-            links += [link for link in self.session.scalars(sa.select(UserLink).where(
-                self._mine(), UserLink.state == "disabled", UserLink.disabled_at <= due)) if link.id not in seen]
+            links += [link for link in link_rows(self.session, self._mine(), UserLink.state == "disabled",
+                                                 UserLink.disabled_at <= due) if link.id not in seen]
         by_oid = {link.object_id.lower(): link for link in links}
         # Only someone the plan may link or create needs the PBX's whole list (to match by UPN or email, and
         # for free extensions); a guest, a disabled or an unselected user without a link only gets skipped.
@@ -404,14 +404,15 @@ class UserSync:
         """Apply one batch's upserts in one host call (plus a retry round for extensions taken meanwhile); the
         links are written after. Returns the (action, extension) pairs whose business phone to write back."""
         changes: dict[str, tuple[Action, UserChange]] = {}
+        links = LinkWrites(self.tenant, self.directory_id, now)
         for index, action in enumerate(batch):
             if action.kind == "skip":
                 self.ctx.item("skipped", action.user, detail=action.reason)
             elif action.kind == "relabel":
-                action.link.user_principal_name = clip(action.user.get("userPrincipalName"))
-                action.link.display_name = clip(action.user.get("displayName"))
+                links.update(action.link.id, user_principal_name=clip(action.user.get("userPrincipalName")),
+                             display_name=clip(action.user.get("displayName")))
             elif action.kind == "forget":
-                action.link.state, action.link.reason = "deleted", clip(action.reason)
+                links.update(action.link.id, state="deleted", reason=clip(action.reason))
             elif action.kind != "writeback":
                 changes[str(index)] = (action, self._change(str(index), action, group, old_group))
         creates = [c for a, c in changes.values() if a.kind == "create"]
@@ -422,7 +423,6 @@ class UserSync:
         if created:
             self._free_host_ids(created)
         write_back: list[tuple[Action, str]] = []
-        links = LinkWrites(self.tenant, self.directory_id, now)
         for key, (action, _) in changes.items():
             result = results[key]
             if not result.ok:
@@ -437,7 +437,6 @@ class UserSync:
                 write_back.append((action, host_user.extension))
         write_back += [(a, a.host_user.extension) for a in batch if a.kind == "writeback"
                        and self._wants_write_back(a, a.host_user.extension)]
-        self.session.flush()
         links.execute(self.session)
         return write_back
 
@@ -473,6 +472,7 @@ class UserSync:
         for batch in self._batches(removals):
             changes = [UserChange(str(i), user_id=a.host_user.id, delete=a.kind == "delete",
                                   enabled=False if a.kind == "disable" else None) for i, a in enumerate(batch)]
+            links = LinkWrites(self.tenant, self.directory_id, now)
             for action, result in zip(batch, self._host_apply(changes)):
                 link, host_user = action.link, action.host_user
                 if not result.ok:
@@ -480,13 +480,13 @@ class UserSync:
                                   object_id=action.object_id, upn=action.upn, name=action.name)
                     continue
                 if action.kind == "disable":
-                    link.state, link.disabled_at = "disabled", now
+                    links.update(link.id, state="disabled", disabled_at=now, reason=clip(action.reason))
                 else:
-                    link.state = "deleted"
-                    link.host_user_id = f"deleted-{link.id}"
-                link.reason = clip(action.reason)
+                    links.update(link.id, state="deleted", host_user_id=f"deleted-{link.id}",
+                                 reason=clip(action.reason))
                 self.ctx.item(ITEM_ACTION[action.kind], action.user, extension=host_user.extension,
                               detail=action.reason, object_id=action.object_id, upn=action.upn, name=action.name)
+            links.execute(self.session)
             done += len(batch)
             self.ctx.report(done=done)
             self.ctx.commit()
@@ -540,42 +540,46 @@ class UserSync:
 
 
 class LinkWrites:
-    """The links of one batch's applied upserts, written with one executemany per statement shape.
+    """One batch's writes to links: new links in one INSERT, changes with one executemany per set of columns.
 
-    Links are not updated through the ORM: a flush per batch of thousands of changed objects costs more than
-    the host's own writes. Loaded link objects go stale; the batch's commit expires them.
+    Links are not written through the ORM: planning holds them as :class:`~.plan.LinkRow` columns, and a flush
+    per batch of thousands of changed objects would cost more than the host's own writes.
     """
 
     def __init__(self, tenant: str, directory_id: str, now: datetime):
         self.tenant, self.directory_id, self.now = tenant, directory_id, now
         self.new: list[dict] = []
-        self.changed: dict[bool, list[dict]] = {True: [], False: []}  # by "photo_etag reset"
+        self.changed: dict[tuple[str, ...], list[dict]] = {}  # by the columns a row sets
+
+    def update(self, link_id: int, **values) -> None:
+        """Set ``values`` on link ``link_id`` (``updated_at`` follows)."""
+        row = {f"b_{k}": v for k, v in values.items()} | {"b_id": link_id, "b_updated_at": self.now}
+        self.changed.setdefault(tuple(row), []).append(row)
 
     def upsert(self, action: Action, host_user: HostUser) -> None:
         user, link = action.user, action.link
         values = dict(host_user_id=host_user.id, state="active", reason=None, disabled_at=None,
                       user_principal_name=clip(user.get("userPrincipalName")),
                       display_name=clip(user.get("displayName")), fields_hash=action.mapped.digest(),
-                      last_seen_at=self.now, updated_at=self.now)
+                      last_seen_at=self.now)
         if link is None:
             self.new.append(dict(values, tenant=self.tenant, directory_id=self.directory_id,
-                                 object_id=user["id"].lower(), photo_etag=None, created_at=self.now))
-            return
-        # The identity, not link.id: after an earlier batch's commit the object is expired and .id would load it.
-        row = {f"b_{k}": v for k, v in values.items()} | {"b_id": sa.inspect(link).identity[0]}
-        if action.kind == "create":  # the PBX user was deleted and is created again: its photo too
-            row["b_photo_etag"] = None
-        self.changed[action.kind == "create"].append(row)
+                                 object_id=user["id"].lower(), photo_etag=None, created_at=self.now,
+                                 updated_at=self.now))
+        elif action.kind == "create":  # the PBX user was deleted and is created again: its photo too
+            self.update(link.id, **values, photo_etag=None)
+        else:
+            self.update(link.id, **values)
 
     def execute(self, session) -> None:
         table = UserLink.__table__
         if self.new:
             insert_rows(session, table, self.new)
-        for rows in self.changed.values():
-            if rows:  # bound names differ from the columns' (SQLAlchemy reserves those for SET)
-                statement = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
-                    {k[2:]: sa.bindparam(k) for k in rows[0] if k != "b_id"})
-                session.execute(statement, rows)
+        for columns, rows in self.changed.items():  # bound names differ from the columns' (SQLAlchemy reserves
+            statement = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(  # those for SET)
+                {k[2:]: sa.bindparam(k) for k in columns if k != "b_id"})
+            session.execute(statement, rows)
+        self.new, self.changed = [], {}
 
 
 def sync_users(ctx: RunContext) -> tuple[str, str]:

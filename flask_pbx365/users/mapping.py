@@ -17,6 +17,7 @@ SELECT = ("id", "userPrincipalName", "givenName", "surname", "displayName", "mai
 
 #: ``json.dumps(data, sort_keys=True)`` without building an encoder per call (the same text, so the same digests).
 _DIGEST_JSON = json.JSONEncoder(sort_keys=True)
+_json_string = json.encoder.encode_basestring_ascii  # the encoder's own (C) string quoting, ensure_ascii as dumps
 
 #: Bumped whenever the mapping below changes meaning, so stored delta state forces one full resync.
 MAPPING_VERSION = 1
@@ -93,10 +94,25 @@ class Mapped:
 
     @cached_property
     def _digest(self) -> str:
-        # vars(), not asdict(): the same JSON (flat fields) without a deep copy per user.
-        data = {"v": MAPPING_VERSION, "fields": dict(vars(self.fields)), "group": self.group,
-                "caller_id": [self.manage_caller_id, self.caller_id]}
-        return hashlib.sha256(_DIGEST_JSON.encode(data).encode()).hexdigest()
+        return hashlib.sha256(digest_text(self).encode()).hexdigest()
+
+
+def _json(value: Any) -> str:
+    return "null" if value is None else _json_string(value)
+
+
+def digest_text(mapped: Mapped) -> str:
+    """What :meth:`Mapped.digest` hashes: ``json.dumps`` of the mapping with sorted keys, written out directly
+    (the same text, so stored digests stay valid; a JSON encoder per user costs as much as the rest of the
+    mapping). Anything but strings and None in the fields takes the encoder."""
+    fields = vars(mapped.fields)
+    if not all(v is None or type(v) is str for v in fields.values()) or type(mapped.group) is not str or \
+            not (mapped.caller_id is None or type(mapped.caller_id) is str):
+        return _DIGEST_JSON.encode({"v": MAPPING_VERSION, "fields": dict(fields), "group": mapped.group,
+                                    "caller_id": [mapped.manage_caller_id, mapped.caller_id]})
+    inner = ", ".join(f"{_json_string(k)}: {_json(fields[k])}" for k in sorted(fields))
+    return (f'{{"caller_id": [{"true" if mapped.manage_caller_id else "false"}, {_json(mapped.caller_id)}], '
+            f'"fields": {{{inner}}}, "group": {_json_string(mapped.group)}, "v": {MAPPING_VERSION}}}')
 
 
 def map_user(user: dict, options: dict, extension: str | None = None) -> Mapped:

@@ -8,11 +8,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import sqlalchemy as sa
 
 from ..host import HostUser
 from ..models import UserLink
 from .mapping import Mapped, is_enabled, is_nameless, map_user, text
 from .scope import Scope
+
+class LinkRow(NamedTuple):
+    """What planning knows of one :class:`UserLink`: its columns, not an ORM object (a batch's commit would expire
+    and reload tens of thousands of them, and the plan may be made in the read-ahead thread)."""
+
+    id: int
+    object_id: str
+    host_user_id: str
+    state: str
+    fields_hash: str | None
+    user_principal_name: str | None
+    display_name: str | None
+    disabled_at: datetime | None
+
+
+#: The columns of :class:`LinkRow`, to select.
+LINK_COLUMNS = tuple(getattr(UserLink, name) for name in LinkRow._fields)
+
+
+def link_rows(session, *where: sa.ColumnElement[bool]) -> list[LinkRow]:
+    """The links matching ``where``, as rows."""
+    return [LinkRow(*row) for row in session.execute(sa.select(*LINK_COLUMNS).where(*where))]
+
 
 #: Action kinds, in the order they are applied.
 UPSERTS = ("create", "link", "update", "enable")
@@ -25,7 +51,7 @@ class Action:
 
     kind: str  # create, link, update, enable, relabel, writeback, disable, delete, skip, forget
     user: dict = field(default_factory=dict)  # the Graph user ({} when only the link is known)
-    link: UserLink | None = None
+    link: LinkRow | None = None
     host_user: HostUser | None = None
     mapped: Mapped | None = None
     reason: str = ""
@@ -60,7 +86,7 @@ class Plan:
 class Planner:
     """Decides what happens to each user. ``links`` are this directory's links; ``host_users`` every PBX user."""
 
-    def __init__(self, options: dict, scope: Scope, links: list[UserLink], host_users: list[HostUser],
+    def __init__(self, options: dict, scope: Scope, links: list[LinkRow], host_users: list[HostUser],
                  now: datetime):
         self.options = options
         self.scope = scope
@@ -113,7 +139,7 @@ class Planner:
             return
         self.upsert(oid, user, link)
 
-    def upsert(self, oid: str, user: dict, link: UserLink | None) -> None:
+    def upsert(self, oid: str, user: dict, link: LinkRow | None) -> None:
         self.plan.active_ids.add(oid)
         host_user = self.host_users.get(link.host_user_id) if link else None
         if link is not None and host_user is not None and link.state != "deleted":
@@ -138,7 +164,7 @@ class Planner:
         reason = "new in Microsoft 365" if link is None else "the PBX user was deleted; created again"
         self._add(Action("create", user, link, None, map_user(user, self.options), reason))
 
-    def deprovision(self, link: UserLink | None, reason: str, user: dict | None = None) -> None:
+    def deprovision(self, link: LinkRow | None, reason: str, user: dict | None = None) -> None:
         """Apply the deprovisioning policy to a linked user who is gone, disabled or out of scope."""
         if link is None or link.state == "deleted":
             return
@@ -188,7 +214,7 @@ class Planner:
         self.plan.actions = [a for a in self.plan.actions if a.kind in REMOVALS]
         return ready
 
-    def _deletion_due(self, link: UserLink, host_user: HostUser) -> bool:
+    def _deletion_due(self, link: LinkRow, host_user: HostUser) -> bool:
         days = int(self.options.get("delete_after_days", 30))
         since = link.disabled_at
         # A PBX admin who enabled the user again meanwhile has overruled the sync: no deletion.

@@ -25,8 +25,9 @@ def main() -> None:
 
     app = create_app(json.loads(os.environ["BENCH_APP_CONFIG"]))
     make_worker(app).work(burst=True)
-    print(json.dumps({"worker_rss_mb": _peak_rss_since_exec_mb(),
-                      "job_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"worker_rss_mb": _peak_rss_since_exec_mb(), "job_rss_mb": children.ru_maxrss / 1024,
+                      "job_cpu_s": round(children.ru_utime + children.ru_stime, 2)}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ whole or is an error item that names the reason, and nothing is half-written.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 import uuid
@@ -13,7 +15,7 @@ import uuid
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from flask_pbx365.users.mapping import map_user, to_e164
+from flask_pbx365.users.mapping import MAPPING_VERSION, map_user, to_e164
 
 from .conftest import env  # noqa: F401  (the fixture)
 
@@ -57,6 +59,14 @@ def test_any_graph_user_maps_to_clean_fields_or_no_caller_id(user, options, exte
     if not options["caller_id_from_office_phone"]:
         assert mapped.caller_id is None and mapped.caller_id_note == ""
     assert mapped.digest() == map_user(user, options, extension).digest()  # deterministic: no spurious rewrites
+    assert mapped.digest() == _stored_digest(mapped)  # links synced by earlier versions are not all rewritten
+
+
+def _stored_digest(mapped) -> str:
+    """The digest as every earlier version computed (and stored in links): sha256 of sorted-key JSON."""
+    data = {"v": MAPPING_VERSION, "fields": dict(vars(mapped.fields)), "group": mapped.group,
+            "caller_id": [mapped.manage_caller_id, mapped.caller_id]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
