@@ -3,8 +3,7 @@
 The sync engines write thousands of rows per batch (links, run items; a host's users). SQLAlchemy Core's
 executemany builds and converts a parameter dictionary per row in Python, which on SQLite costs several times
 SQLite's own insert. :func:`insert_rows` hands pysqlite plain tuples instead; every other driver gets Core's
-executemany (on PostgreSQL that is "insertmanyvalues": a few multi-row INSERTs). Hosts may use it for their own
-tables too (see docs/host-integration.md).
+executemany unchanged. Hosts may use it for their own tables too (see docs/host-integration.md).
 """
 from __future__ import annotations
 
@@ -61,7 +60,8 @@ class _Converter:
             return self.process(value)
 
 
-def insert_rows(target: Session | scoped_session | Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_rows(target: Session | scoped_session | Connection, table: sa.Table,
+                rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT ``rows`` into ``table`` in one executemany, inside ``target``'s transaction.
 
     Every row has the same keys (column names). A column left out gets its default, as with ``sa.insert``:
@@ -77,15 +77,15 @@ def insert_rows(target: Session | scoped_session | Connection, table: sa.Table, 
         conn.execute(sa.insert(table), list(rows))
         return
     try:
-        defaults = {c.name: fn for c in table.columns if c.name not in names and (fn := _default(c)) is not None}
+        defaults = {c.key: fn for c in table.columns if c.key not in names and (fn := _default(c)) is not None}
     except LookupError:
         conn.execute(sa.insert(table), list(rows))
         return
     fixed = {name: fn() for name, fn in defaults.items()}
     preparer = dialect.identifier_preparer
     columns = [*names, *fixed]
-    sql = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(table.c[n].name) for n in columns)}) "
-           f"VALUES ({', '.join('?' for _ in columns)})")
+    quoted = ", ".join(preparer.quote(table.c[n].name) for n in columns)
+    sql = f"INSERT INTO {preparer.format_table(table)} ({quoted}) VALUES ({', '.join('?' for _ in columns)})"
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     tail = tuple(p(fixed[n]) if p else fixed[n] for n, p in zip(columns[len(names):], processors[len(names):]))
     convert = [(i, _Converter(p)) for i, p in enumerate(processors[:len(names)]) if p is not None]

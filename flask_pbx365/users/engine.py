@@ -198,7 +198,6 @@ class UserSync:
         write_back: list[tuple[Action, str]] = []
         try:
             pages, delta_link = self._full_pages(client)
-
             for count, page in enumerate(prefetched(pages), 1):
                 for item in page:
                     oid = str(item.get("id") or "").lower()

@@ -138,7 +138,8 @@ class Bench:
         users = User.__table__
         with engine.connect() as conn:
             data = [{k: v for k, v in row._mapping.items() if k not in ("id", "photo")}
-                    for row in conn.execute(sa.select(users).join(Tenant.__table__).where(Tenant.__table__.c.slug == "acme"))]
+                    for row in conn.execute(sa.select(users).join(Tenant.__table__)
+                                            .where(Tenant.__table__.c.slug == "acme"))]
         table.create(engine)
         try:
             t0 = time.perf_counter()
