@@ -72,12 +72,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL: the portal's pages read while a worker writes, and a commit appends instead of rewriting a rollback
-    # journal; synchronous=NORMAL is WAL's documented safe setting (a power cut loses at most the last commits,
-    # never consistency); a 16 MB page cache keeps a 100k-user tenant's indexes in memory.
+    # A 16 MB page cache keeps a 100k-user tenant's indexes in memory. Not WAL: there a transaction that read
+    # before another connection's commit cannot write at all (SQLITE_BUSY_SNAPSHOT, no busy wait), and the portal,
+    # the scheduler and the worker write the same run rows concurrently.
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-16384", "wal_autocheckpoint=10000"):
-        cursor.execute(f"PRAGMA {pragma}")
+    cursor.execute("PRAGMA cache_size=-16384")
     cursor.close()
 
 
