@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
-from flask_pbx365.rows import insert_rows
+from flask_pbx365.rows import insert_rows, refresh_statistics
 from flask_pbx365.host import (PRESENCE_SOURCES, PRESENCE_STATUSES, CallState, HostTenant, HostUser, MailMessage, PhonebookEntry,
                                PresenceSource, PresenceStatus, PublicURLs, SignInTarget, UserChange,
                                UserChangeResult, UserFields)
@@ -130,6 +130,8 @@ class DemoHost:
         for c in creates:
             if c.key in made:
                 results[c.key].user = _new_host_user(made[c.key], t.slug, list(c.join_groups))
+        if made:
+            refresh_statistics(db.session, User.__table__)  # the next batch's lookups plan with current figures
         return [results[c.key] for c in changes]
 
     def apply_phonebook(self, tenant: str, user_id: str | None, source: str, upserts: list[PhonebookEntry],

@@ -4,6 +4,12 @@ The sync engines write thousands of rows per batch (links, run items; a host's u
 executemany builds and converts a parameter dictionary per row in Python, which on SQLite costs several times
 SQLite's own insert. :func:`insert_rows` hands pysqlite plain tuples instead; every other driver gets Core's
 executemany unchanged. Hosts may use it for their own tables too (see docs/host-integration.md).
+
+A first sync grows a table from nothing to 100,000 rows in one run, faster than PostgreSQL's autovacuum
+re-analyses it, and the batches look rows up by ``IN (...)`` lists. With statistics from when the table was
+small, the planner keeps choosing a scan of the whole tenant (and prepared statements keep that plan), so each
+lookup costs O(rows so far) and the run grows quadratically (100k users: 75 s instead of 10 s).
+:func:`refresh_statistics` re-analyses a table each time it has doubled since its last analysis.
 """
 from __future__ import annotations
 
@@ -101,3 +107,31 @@ def insert_rows(target: Session | scoped_session | Connection, table: sa.Table,
                 values[i] = conv(values[i])
             params[n] = tuple(values)
     conn.exec_driver_sql(sql, params)
+
+
+#: A table smaller than this (in pages of 8 KB) is never analysed here: any plan is fast on it.
+STATISTICS_MIN_PAGES = 8
+
+
+def refresh_statistics(target: Session | scoped_session | Connection, table: sa.Table, *,
+                       growth: float = 2.0) -> bool:
+    """On PostgreSQL, ``ANALYZE`` ``table`` when it has grown ``growth`` times since its statistics were taken
+    (its size on disk, which counts this transaction's own rows, against ``pg_class.relpages``); a no-op on other
+    databases. Returns whether it analysed.
+
+    Call it once per batch of a bulk load, in the batch's transaction, after the batch's inserts: the new
+    statistics (and the replanning of cached plans they cause) commit with the batch. The check is one catalog
+    query; over a load from empty to P pages it analyses about log2(P / 8) times (9 for 100k users). Without
+    the right to analyse the table (not its owner), PostgreSQL only logs a warning and nothing changes.
+    """
+    conn = _connection(target, table)
+    if conn.dialect.name != "postgresql":
+        return False
+    name = conn.dialect.identifier_preparer.format_table(table)
+    row = conn.execute(sa.text(
+        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.relpages "
+        "FROM pg_class c WHERE c.oid = to_regclass(:name)"), {"name": name}).first()
+    if row is None or row[0] <= growth * max(row[1], STATISTICS_MIN_PAGES):
+        return False
+    conn.exec_driver_sql(f"ANALYZE {name}")
+    return True

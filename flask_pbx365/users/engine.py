@@ -16,7 +16,7 @@ from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX3
 from ..graph import BatchRequest, GraphClient, prefetched
 from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
 from ..models import DeltaState, UserLink, clip
-from ..rows import insert_rows
+from ..rows import insert_rows, refresh_statistics
 from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
@@ -353,6 +353,7 @@ class UserSync:
             write_back = self._apply_batch(batch, allocator, group, old_group, now)
             self._applied += len(batch)
             self.ctx.report(done=self._applied)
+            refresh_statistics(self.session, UserLink.__table__)
             self.ctx.commit()  # the batch's host changes, links and details together
             if write_back_later is not None:
                 write_back_later += [(Action("writeback", {k: a.user.get(k) for k in WRITE_BACK_KEYS}), extension)
