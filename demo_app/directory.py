@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
+from flask_pbx365.rows import in_keys
 from flask_pbx365.teams_presence import call_state_changed
 
 from .models import Tenant, User, db
@@ -70,7 +71,8 @@ def unique_usernames(seeds: list[str], tenant: Tenant) -> list[str]:
     wanted = sorted({f"{local}@{tenant.slug}" for local in locals_})
     taken = set()
     for start in range(0, len(wanted), 500):
-        taken.update(db.session.scalars(sa.select(User.username).where(User.username.in_(wanted[start:start + 500]))))
+        chunk = wanted[start:start + 500]
+        taken.update(db.session.scalars(sa.select(User.username).where(in_keys(db.session, User.username, chunk))))
     out = []
     for local in locals_:
         name = f"{local}@{tenant.slug}"

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from flask_pbx365.exceptions import ExtensionInUseError, HostAdapterError
-from flask_pbx365.rows import insert_rows, refresh_statistics
+from flask_pbx365.rows import in_keys, insert_rows, refresh_statistics
 from flask_pbx365.host import (PRESENCE_SOURCES, PRESENCE_STATUSES, CallState, HostTenant, HostUser, MailMessage, PhonebookEntry,
                                PresenceSource, PresenceStatus, PublicURLs, SignInTarget, UserChange,
                                UserChangeResult, UserFields)
@@ -93,7 +93,7 @@ class DemoHost:
         found: dict[str, HostUser] = {}
         for start in range(0, len(ids), CHUNK):
             rows = db.session.scalars(sa.select(User).options(selectinload(User.groups)).where(
-                User.tenant_id == t.id, User.id.in_(ids[start:start + CHUNK])))
+                User.tenant_id == t.id, in_keys(db.session, User.id, ids[start:start + CHUNK])))
             found.update((str(u.id), _host_user(u)) for u in rows)
         return found
 
@@ -107,7 +107,8 @@ class DemoHost:
         ids = {int(c.user_id) for c in existing if str(c.user_id).isdigit()}
         known = set()
         for chunk in _chunks(sorted(ids)):
-            known.update(db.session.scalars(sa.select(User.id).where(User.tenant_id == t.id, User.id.in_(chunk))))
+            known.update(db.session.scalars(sa.select(User.id).where(
+                User.tenant_id == t.id, in_keys(db.session, User.id, chunk))))
         for c in existing:
             if not str(c.user_id).isdigit() or int(c.user_id) not in known:
                 results[c.key].error = HostAdapterError(
@@ -145,7 +146,8 @@ class DemoHost:
         keys = [e.key for e in upserts]
         ids: dict[str, int] = {}
         for chunk in _chunks(keys):
-            ids.update(db.session.execute(sa.select(model.key, model.id).where(*scope, model.key.in_(chunk))).all())
+            ids.update(db.session.execute(sa.select(model.key, model.id).where(
+                *scope, in_keys(db.session, model.key, chunk))).all())
         latest = {e.key: e for e in upserts}  # the same key twice: the last one wins, as upserts one by one would
         new = [{**owner, "source": source, "key": k, **_entry_row(e)} for k, e in latest.items() if k not in ids]
         changed = [{"id": ids[k], **_entry_row(e)} for k, e in latest.items() if k in ids]
@@ -176,7 +178,8 @@ class DemoHost:
         for chunk in _chunks(numeric):
             for user_id, key in db.session.execute(
                     sa.select(PersonalContact.user_id, PersonalContact.key).join(User, User.id == PersonalContact.user_id)
-                    .where(User.tenant_id == t.id, User.id.in_(chunk), PersonalContact.source == source)):
+                    .where(User.tenant_id == t.id, in_keys(db.session, User.id, chunk),
+                           PersonalContact.source == source)):
                 out.setdefault(str(user_id), set()).add(key)
         return out
 
@@ -189,7 +192,7 @@ class DemoHost:
         taken = set()
         for chunk in _chunks(wanted):
             taken.update(db.session.scalars(sa.select(User.extension).where(
-                User.tenant_id == t.id, User.extension.in_(chunk))))
+                User.tenant_id == t.id, in_keys(db.session, User.extension, chunk))))
         names = directory.unique_usernames([c.fields.email if c.fields and c.fields.email else c.username or "user"
                                             for c in creates], t)
         rows, keys, seen = [], [], set()
@@ -235,7 +238,7 @@ class DemoHost:
         ids: dict[str, int] = {}
         for chunk in _chunks([row["extension"] for row in rows]):
             ids.update(db.session.execute(sa.select(table.c.extension, table.c.id).where(
-                table.c.tenant_id == t.id, table.c.extension.in_(chunk))).all())
+                table.c.tenant_id == t.id, in_keys(db.session, table.c.extension, chunk))).all())
         return {key: {**row, "id": ids[row["extension"]]} for key, row in zip(keys, rows)}
 
     def _memberships(self, t: Tenant, users: list[tuple[int, UserChange]], new: set[str] = frozenset()) -> None:
@@ -249,7 +252,7 @@ class DemoHost:
         for chunk in _chunks(ids):
             current.update((uid, gid) for uid, gid in db.session.execute(sa.select(
                 extension_group_members.c.user_id, extension_group_members.c.group_id).where(
-                extension_group_members.c.user_id.in_(chunk))))
+                in_keys(db.session, extension_group_members.c.user_id, chunk))))
         add = [{"user_id": uid, "group_id": groups[name].id} for uid, name in sorted(joins)
                if (uid, groups[name].id) not in current]
         drop = [(uid, groups[name].id) for uid, name in sorted(leaves) if groups[name] is not None
@@ -343,7 +346,7 @@ class DemoHost:
         for chunk in _chunks(ids):
             for user_id, status, source in db.session.execute(
                     sa.select(User.id, User.presence_status, User.presence_source)
-                    .where(User.tenant_id == t.id, User.id.in_(chunk))):
+                    .where(User.tenant_id == t.id, in_keys(db.session, User.id, chunk))):
                 out[str(user_id)] = (status, source)  # type: ignore[assignment]
         return out
 

@@ -18,6 +18,7 @@ import operator
 from typing import Any, Callable, Mapping, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, scoped_session
 
@@ -136,6 +137,21 @@ def _plain_rows(dialect: sa.engine.Dialect, table: sa.Table, rows: Sequence[Mapp
                 values[i] = conv(values[i])
             params[n] = tuple(values)
     return columns, params
+
+
+def in_keys(target: Session | scoped_session | Connection, column: Any, values: Sequence[Any]
+            ) -> sa.ColumnElement[bool]:
+    """``column IN values`` for a batch lookup (``column`` a table's column or a mapped attribute), as the
+    database plans and parses it cheapest.
+
+    On PostgreSQL ``column = ANY(:values)``, one array parameter: the statement text is the same for any number of
+    keys, so psycopg and the server parse and plan it once, where an ``IN`` of 500 parameters is rendered and
+    parsed again on every call (SQLAlchemy renders each key with a cast; psycopg caches no query that long).
+    Elsewhere ``column.in_(values)``: keep the lists under the database's parameter limit (SQLite: 999)."""
+    expression = column.expression  # the Column of a mapped attribute
+    if _connection(target, expression.table).dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(expression.type)))
+    return column.in_(values)
 
 
 #: A table smaller than this (in pages of 8 KB) is never analysed here: any plan is fast on it.

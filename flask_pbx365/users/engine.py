@@ -16,7 +16,7 @@ from ..exceptions import DeltaTokenExpiredError, GraphError, NotFoundError, PBX3
 from ..graph import BatchRequest, GraphClient, prefetched
 from ..host import HostUser, MailMessage, UserChange, UserChangeResult, apply_users, get_users
 from ..models import DeltaState, UserLink, clip
-from ..rows import insert_rows, refresh_statistics
+from ..rows import in_keys, insert_rows, refresh_statistics
 from ..runs import RunContext
 from ..settings import get_settings
 from ..state import get_state
@@ -274,7 +274,8 @@ class UserSync:
         links: list[LinkRow] = []
         oids = sorted(users)
         for start in range(0, len(oids), LOOKUP_CHUNK):
-            links += link_rows(self.session, self._mine(), UserLink.object_id.in_(oids[start:start + LOOKUP_CHUNK]))
+            chunk = oids[start:start + LOOKUP_CHUNK]
+            links += link_rows(self.session, self._mine(), in_keys(self.session, UserLink.object_id, chunk))
         if self.options["deprovision"] == "delete":
             due = now - timedelta(days=int(self.options["delete_after_days"]))
             seen = {link.id for link in links}
@@ -458,7 +459,8 @@ class UserSync:
         ids = sorted(host_user_ids)
         for start in range(0, len(ids), LOOKUP_CHUNK):
             for stale in self.session.scalars(sa.select(UserLink).where(
-                    UserLink.tenant == self.tenant, UserLink.host_user_id.in_(ids[start:start + LOOKUP_CHUNK]))):
+                    UserLink.tenant == self.tenant,
+                    in_keys(self.session, UserLink.host_user_id, ids[start:start + LOOKUP_CHUNK]))):
                 stale.host_user_id = f"gone-{stale.id}"
                 stale.state, stale.reason = "deleted", "the PBX user was deleted in the PBX"
         self.session.flush()

@@ -123,3 +123,26 @@ def test_a_bulk_load_keeps_the_planners_statistics_current(engine):
         # Doubling: a handful of analyses over 40 batches, not one per batch.
         assert 3 <= sum(analysed) <= 8, analysed
         assert _estimated_rows(session, table) >= 10_000  # 20,000 rows; stale statistics say 1
+
+
+def test_a_key_lookup_finds_what_in_finds_with_one_statement_for_any_number_of_keys(engine):
+    from flask_pbx365.rows import in_keys
+
+    meta = sa.MetaData()
+    table = _people(meta)
+    meta.create_all(engine)
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: statements.append(statement))
+    with Session(engine) as session:
+        insert_rows(session, table, [{"tenant_id": 1 + i % 2, "extension": str(100 + i)} for i in range(300)])
+        for keys in (["100", "102", "nope"], [str(n) for n in range(150, 420)], []):
+            statements.clear()
+            found = session.scalars(sa.select(table.c.extension).where(
+                table.c.tenant_id == 1, in_keys(session, table.c.extension, keys))).all()
+            assert sorted(found) == sorted(session.scalars(sa.select(table.c.extension).where(
+                table.c.tenant_id == 1, table.c.extension.in_(keys))).all())
+            assert len(found) == len([k for k in keys if k.isdigit() and int(k) < 400 and int(k) % 2 == 0])
+            if engine.dialect.name == "postgresql":
+                assert "ANY" in statements[0] and statements[0].count("%(") == 2  # the tenant and one array
+        ids = session.scalars(sa.select(table.c.id).where(in_keys(session, table.c.id, [1, 2, 3]))).all()
+        assert sorted(ids) == [1, 2, 3]
