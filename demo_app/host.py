@@ -152,7 +152,7 @@ class DemoHost:
         new = [{**owner, "source": source, "key": k, **_entry_row(e)} for k, e in latest.items() if k not in ids]
         changed = [{"id": ids[k], **_entry_row(e)} for k, e in latest.items() if k in ids]
         if new:
-            db.session.execute(sa.insert(model), new)
+            insert_rows(db.session, model.__table__, new)
         if changed:
             db.session.execute(sa.update(model), changed)
         for chunk in _chunks(list(deletes)):

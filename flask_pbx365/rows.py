@@ -124,7 +124,9 @@ def _plain_rows(dialect: sa.engine.Dialect, table: sa.Table, rows: Sequence[Mapp
     columns = [*names, *fixed]
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     tail = tuple(p(fixed[n]) if p else fixed[n] for n, p in zip(columns[len(names):], processors[len(names):]))
-    convert = [(i, _Converter(p)) for i, p in enumerate(processors[:len(names)]) if p is not None]
+    # JSON values are dicts and lists (unhashable): converted each, without a memo that would only miss.
+    convert = [(i, p if isinstance(table.c[name].type, sa.JSON) else _Converter(p))
+               for i, (name, p) in enumerate(zip(names, processors)) if p is not None]
     pick = operator.itemgetter(*names)
     if len(names) == 1:
         params = [(pick(row),) + tail for row in rows]
