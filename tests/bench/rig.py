@@ -121,34 +121,49 @@ class Bench:
         end = time.perf_counter()
         return end - t0, pages, users, end - t1
 
-    def write_limit(self) -> float:
-        """The sync's own host rows written the cheapest way: every PBX user of the tenant, as the portal stored
-        them, inserted again with one Core bulk insert per 999 into a copy of the portal's users table (the same
-        columns, constraints and indexes), in one transaction of the same database."""
+    def write_limit(self) -> dict[str, float]:
+        """The rows the run stored, written the cheapest way: each table a first sync fills (the PBX's users and
+        their group memberships, the host's; the links and the run's items, the extension's), its rows as stored,
+        inserted again with one Core bulk insert per 999 into a copy of the table (the same columns, constraints
+        and indexes), all in one transaction of the same database. Seconds per table (the users are the
+        tenant's only: the portal has demo tenants)."""
         from demo_app.models import Tenant, User
+        from flask_pbx365.models import UserLink
 
         engine = sa.create_engine(self.database_url)
+        tables = {**User.__table__.metadata.tables, **UserLink.__table__.metadata.tables}
         meta = sa.MetaData()
-        Tenant.__table__.to_metadata(meta)  # what the copy's foreign key names (exists; not created again)
+        for table in tables.values():  # what the copies' foreign keys name (they exist; not created again)
+            table.to_metadata(meta)
         suffix = uuid.uuid4().hex[:8]
-        table = User.__table__.to_metadata(meta, name=f"bench_users_{suffix}")
-        for item in [*table.constraints, *table.indexes]:
-            if isinstance(item.name, str):  # names are per schema on PostgreSQL
-                item.name = f"{item.name[:40]}_{suffix}"
-        users = User.__table__
+        copies: dict[str, tuple[sa.Table, list[dict]]] = {}
         with engine.connect() as conn:
-            data = [{k: v for k, v in row._mapping.items() if k not in ("id", "photo")}
-                    for row in conn.execute(sa.select(users).join(Tenant.__table__)
-                                            .where(Tenant.__table__.c.slug == "acme"))]
-        table.create(engine)
+            for name in STORED_BY_A_SYNC:
+                table = tables[name]
+                query = sa.select(table)
+                if table is User.__table__:
+                    query = query.join(Tenant.__table__).where(Tenant.__table__.c.slug == "acme")
+                skip = {c.name for c in table.primary_key if table.autoincrement_column is c} | {"photo"}
+                data = [{k: v for k, v in row._mapping.items() if k not in skip} for row in conn.execute(query)]
+                copy = table.to_metadata(meta, name=f"bench_{name[:20]}_{suffix}")
+                for item in [*copy.constraints, *copy.indexes]:
+                    if isinstance(item.name, str):  # names are per schema on PostgreSQL
+                        item.name = f"{item.name[:40]}_{suffix}"
+                copies[name] = (copy, data)
+        for copy, _ in copies.values():
+            copy.create(engine)
         try:
-            t0 = time.perf_counter()
+            seconds = {}
             with engine.begin() as conn:
-                for start in range(0, len(data), 999):
-                    conn.execute(sa.insert(table), data[start:start + 999])
-            return time.perf_counter() - t0
+                for name, (copy, data) in copies.items():
+                    t0 = time.perf_counter()
+                    for start in range(0, len(data), 999):
+                        conn.execute(sa.insert(copy), data[start:start + 999])
+                    seconds[name] = time.perf_counter() - t0
+            return seconds
         finally:
-            table.drop(engine)
+            for copy, _ in reversed(list(copies.values())):
+                copy.drop(engine)
             engine.dispose()
 
     def bare_write_limit(self, rows: int) -> float:
@@ -171,6 +186,10 @@ class Bench:
         meta.drop_all(engine)
         engine.dispose()
         return elapsed
+
+
+#: The tables a first user sync fills, one row per user each: the write limit inserts their rows again.
+STORED_BY_A_SYNC = ("users", "extension_group_members", "pbx365_user_link", "pbx365_sync_run_item")
 
 
 @contextmanager
