@@ -110,6 +110,11 @@ def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+#: Figures in the table but not on the plots (they would crowd them): the process start, the job's CPU, the
+#: lesser write limits.
+NOT_PLOTTED = {"wall_s", "job_cpu_s", "users_write_limit_s", "bare_write_limit_s"}
+
+
 def _plot(name: str, rows: list[dict]) -> None:
     try:
         import matplotlib
@@ -118,20 +123,21 @@ def _plot(name: str, rows: list[dict]) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 5))
     groups: dict[str, list[dict]] = {}
     for r in rows:  # one line per database where a workload ran on several
         groups.setdefault(str(r.get("db", "")), []).append(r)
     for db, group in groups.items():
         group = sorted(group, key=lambda r: r["x"])
         for key in group[0]:
-            if key != "x" and key.endswith("_s") and not key.endswith("_per_s"):
+            if key != "x" and key.endswith("_s") and not key.endswith("_per_s") and key not in NOT_PLOTTED:
                 ax.plot([r["x"] for r in group], [r[key] for r in group], marker="o",
                         label=f"{key} ({db})" if db else key)
     ax.set_xlabel("size")
     ax.set_ylabel("seconds")
     ax.set_title(name)
-    ax.legend()
+    if ax.lines:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(OUT / f"{name}.png")
     plt.close(fig)
