@@ -29,6 +29,13 @@ def _connection(target: Session | scoped_session | Connection, table: sa.Table) 
     return target.connection(bind_arguments={"clause": sa.insert(table)})  # the table's engine, with several binds
 
 
+def _dialect(target: Session | scoped_session | Connection, table: sa.Table) -> sa.engine.Dialect:
+    """The dialect ``table`` is written with, without checking a connection out or beginning a transaction."""
+    if isinstance(target, Connection):
+        return target.dialect
+    return target.get_bind(clause=sa.insert(table)).dialect
+
+
 def _direct(dialect: sa.engine.Dialect) -> bool:
     return dialect.name == "sqlite" and dialect.driver == "pysqlite" and dialect.paramstyle == "qmark"
 
@@ -85,15 +92,15 @@ def insert_rows(target: Session | scoped_session | Connection, table: sa.Table,
         return
     conn = _connection(target, table)
     dialect = conn.dialect
-    fast = _direct(dialect) or _copies(dialect)
-    plain = _plain_rows(dialect, table, rows) if fast else None
+    direct = _direct(dialect)
+    plain = _plain_rows(dialect, table, rows) if direct or _copies(dialect) else None
     if plain is None:
         conn.execute(sa.insert(table), list(rows))
         return
     columns, params = plain
     preparer = dialect.identifier_preparer
     quoted = ", ".join(preparer.quote(table.c[n].name) for n in columns)
-    if _direct(dialect):
+    if direct:
         conn.exec_driver_sql(f"INSERT INTO {preparer.format_table(table)} ({quoted}) "
                              f"VALUES ({', '.join('?' for _ in columns)})", params)
         return
@@ -151,7 +158,7 @@ def in_keys(target: Session | scoped_session | Connection, column: Any, values: 
     parsed again on every call (SQLAlchemy renders each key with a cast; psycopg caches no query that long).
     Elsewhere ``column.in_(values)``: keep the lists under the database's parameter limit (SQLite: 999)."""
     expression = column.expression  # the Column of a mapped attribute
-    if _connection(target, expression.table).dialect.name == "postgresql":
+    if _dialect(target, expression.table).name == "postgresql":
         return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(expression.type)))
     return column.in_(values)
 
@@ -171,9 +178,9 @@ def refresh_statistics(target: Session | scoped_session | Connection, table: sa.
     query; over a load from empty to P pages it analyses about log2(P / 8) times (9 for 100k users). Without
     the right to analyse the table (not its owner), PostgreSQL only logs a warning and nothing changes.
     """
-    conn = _connection(target, table)
-    if conn.dialect.name != "postgresql":
+    if _dialect(target, table).name != "postgresql":
         return False
+    conn = _connection(target, table)
     name = conn.dialect.identifier_preparer.format_table(table)
     row = conn.execute(sa.text(
         "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.relpages "

@@ -577,8 +577,9 @@ class LinkWrites:
         table = UserLink.__table__
         if self.new:
             insert_rows(session, table, self.new)
-        for columns, rows in self.changed.items():  # bound names differ from the columns' (SQLAlchemy reserves
-            statement = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(  # those for SET)
+        for columns, rows in self.changed.items():
+            # Bound names differ from the columns' (SQLAlchemy reserves those for SET).
+            statement = sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
                 {k[2:]: sa.bindparam(k) for k in columns if k != "b_id"})
             session.execute(statement, rows)
         self.new, self.changed = [], {}

@@ -17,6 +17,7 @@ from ..models import UserLink
 from .mapping import Mapped, is_enabled, is_nameless, map_user, text
 from .scope import Scope
 
+
 class LinkRow(NamedTuple):
     """What planning knows of one :class:`UserLink`: its columns, not an ORM object (a batch's commit would expire
     and reload tens of thousands of them, and the plan may be made in the read-ahead thread)."""
